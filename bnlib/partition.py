@@ -1,0 +1,515 @@
+"""The exact partition of a 2-D box into a network's linear regions.
+
+The engine splits convex polygons layer by layer. Before layer ``l`` every region carries
+the affine map ``z_l(x) = A x + c`` that the earlier layers compute on it, so each unit of
+layer ``l`` is a straight line inside the region: ``<w, A x + c> + b = 0``. Cutting every
+region by every unit of the layer, one unit at a time, gives the regions of the next
+partition. All regions are cut at once (numpy over a padded ``(regions, vertices, 2)``
+array); there is no Python loop over regions.
+
+Tolerance. A vertex closer than ``TOLERANCE * diameter(box)`` to a unit's line is taken to
+lie on it. This is what keeps the partition free of slivers in the degenerate case that BN
+creates on purpose: with ``beta = 0`` every first-layer line passes through the batch mean,
+so in exact arithmetic many lines meet in one point; in floating point they miss it by
+~1e-16, and without snapping every such near-miss would create a sliver region of width
+~1e-16. With snapping, every region that is created is wider than the tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from torch import nn
+
+from .nets import AffineLayer, affine_layers, check_points
+
+__all__ = ["TOLERANCE", "Partition", "Segments", "partition", "check_box"]
+
+TOLERANCE = 1e-9
+"""Relative snapping tolerance of :func:`partition` (times the box diagonal)."""
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Line segments tagged with the unit that draws them.
+
+    ``points[i]`` is a (2, 2) array ``[[x0, y0], [x1, y1]]``; ``layer[i]`` is the hidden layer
+    (1-based, as in the text: layer 1 is the first hidden layer) and ``unit[i]`` the unit
+    index within it (0-based).
+    """
+
+    points: np.ndarray
+    layer: np.ndarray
+    unit: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def lengths(self) -> np.ndarray:
+        return np.linalg.norm(self.points[:, 1] - self.points[:, 0], axis=1)
+
+
+def check_box(box) -> tuple[float, float, float, float]:
+    """Return ``box`` as ``(xmin, xmax, ymin, ymax)`` floats, or raise ``ValueError``."""
+    try:
+        xmin, xmax, ymin, ymax = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"box must be four numbers (xmin, xmax, ymin, ymax); got {box!r}") from None
+    if not np.all(np.isfinite([xmin, xmax, ymin, ymax])):
+        raise ValueError(f"box must be finite; got {box!r}")
+    if not (xmin < xmax and ymin < ymax):
+        raise ValueError(f"box is empty or inverted: need xmin < xmax and ymin < ymax; got {box!r}")
+    return xmin, xmax, ymin, ymax
+
+
+def _box_polygon(box) -> np.ndarray:
+    xmin, xmax, ymin, ymax = box
+    return np.array([[[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]], dtype=np.float64)
+
+
+def _edge_values(V: np.ndarray, n: np.ndarray, s: np.ndarray):
+    """Next-vertex coordinates and values along each polygon edge (padded slots masked)."""
+    M = V.shape[1]
+    idx = np.arange(M)
+    valid = idx < n[:, None]
+    nxt = (idx + 1) % n[:, None]
+    Vn = np.take_along_axis(V, nxt[..., None], axis=1)
+    sn = np.take_along_axis(s, nxt, axis=1)
+    return valid, Vn, sn
+
+
+def _compact(cand: np.ndarray, mask: np.ndarray):
+    """Move the masked candidates of each row to its front, keeping their order."""
+    order = np.argsort(~mask, axis=1, kind="stable")
+    counts = mask.sum(1)
+    width = int(counts.max()) if len(counts) else 0
+    out = np.take_along_axis(cand, order[:, :width, None], axis=1)
+    # padded slots repeat the first vertex, so max/min over a row only ever see real vertices
+    valid = np.arange(width) < counts[:, None]
+    return np.where(valid[..., None], out, out[:, :1]), counts
+
+
+def _split(V: np.ndarray, n: np.ndarray, s: np.ndarray):
+    """Cut convex polygons by the zero line of ``s`` (values at the vertices, snapped).
+
+    Returns the positive piece, the negative piece (padded arrays with counts) and the cut
+    segment of each polygon. Every row must straddle the line (some ``s > 0`` and some
+    ``s < 0``).
+    """
+    valid, Vn, sn = _edge_values(V, n, s)
+    cross = valid & (s * sn < 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(cross, s / np.where(cross, s - sn, 1.0), 0.0)
+    P = V + t[..., None] * (Vn - V)
+    R, M = s.shape
+    cand = np.stack([V, P], axis=2).reshape(R, 2 * M, 2)
+    on_line = np.stack([valid & (s == 0), cross], axis=2).reshape(R, 2 * M)
+    pos, n_pos = _compact(cand, np.stack([valid & (s >= 0), cross], axis=2).reshape(R, 2 * M))
+    neg, n_neg = _compact(cand, np.stack([valid & (s <= 0), cross], axis=2).reshape(R, 2 * M))
+    seg, _ = _compact(cand, on_line)  # a convex polygon meets a line in exactly two points
+    return pos, n_pos, neg, n_neg, seg[:, :2]
+
+
+def _pad(V: np.ndarray, width: int) -> np.ndarray:
+    if V.shape[1] >= width:
+        return V
+    return np.concatenate([V, np.repeat(V[:, -1:], width - V.shape[1], axis=1)], axis=1)
+
+
+def _line_values(V, a, o, snap):
+    """Signed distance (units of length) from vertices to the line ``a.x + o = 0``.
+
+    A unit whose gradient vanishes on a region is constant there: it gets the constant
+    itself at every vertex, so it never cuts the region and its sign is that of ``o``.
+    """
+    norm = np.linalg.norm(a, axis=1)
+    flat = norm < 1e-300
+    s = (np.einsum("rmt,rt->rm", V, a) + o[:, None]) / np.where(flat, 1.0, norm)[:, None]
+    s = np.where(flat[:, None], o[:, None], s)
+    s[np.abs(s) <= snap] = 0.0
+    return s
+
+
+@dataclass
+class Partition:
+    """The exact partition of a box into linear regions (returned by :func:`partition`).
+
+    Attributes
+    ----------
+    box : tuple
+        ``(xmin, xmax, ymin, ymax)``.
+    codes : ndarray of bool, (n_regions, n_units)
+        Activation pattern of each region: one column per activation unit, in layer order;
+        True where that unit's pre-activation is > 0 inside the region.
+    unit_layer : ndarray of int, (n_units,)
+        The hidden layer (1-based) of each column of ``codes``.
+    affine_A, affine_c : ndarray, (n_regions, d_out, 2) and (n_regions, d_out)
+        On region ``r`` the network computes ``affine_A[r] @ x + affine_c[r]``.
+    layers : list of AffineLayer
+        The float64 network the partition was computed from (BN folded in).
+    """
+
+    box: tuple
+    vertices: np.ndarray = field(repr=False)
+    counts: np.ndarray = field(repr=False)
+    codes: np.ndarray = field(repr=False)
+    unit_layer: np.ndarray = field(repr=False)
+    affine_A: np.ndarray = field(repr=False)
+    affine_c: np.ndarray = field(repr=False)
+    layers: list = field(repr=False)
+    _segments: Segments = field(repr=False)
+    _stages: list = field(repr=False)
+
+    @property
+    def n_regions(self) -> int:
+        """Number of linear regions inside the box."""
+        return len(self.counts)
+
+    @property
+    def depth(self) -> int:
+        """Number of hidden (activation) layers."""
+        return len(self._stages)
+
+    @property
+    def polygons(self) -> list[np.ndarray]:
+        """The regions as a list of (m, 2) float64 vertex arrays, counter-clockwise."""
+        return [v[:k] for v, k in zip(self.vertices, self.counts)]
+
+    def regions(self, layer: int | None = None) -> list[np.ndarray]:
+        """Polygons of the partition made by hidden layers ``1..layer`` (all layers if None)."""
+        if layer is None:
+            return self.polygons
+        layer = self._check_layer(layer)
+        if layer == 0:
+            return [_box_polygon(self.box)[0]]
+        V, n = self._stages[layer - 1]
+        return [v[:k] for v, k in zip(V, n)]
+
+    def areas(self) -> np.ndarray:
+        """Area of each region (shoelace formula); they add up to the box's area."""
+        V, n = self.vertices, self.counts
+        Vn = np.take_along_axis(V, ((np.arange(V.shape[1]) + 1) % n[:, None])[..., None], axis=1)
+        valid = np.arange(V.shape[1]) < n[:, None]
+        cross = V[..., 0] * Vn[..., 1] - V[..., 1] * Vn[..., 0]
+        return 0.5 * np.where(valid, cross, 0.0).sum(1)
+
+    def interior_points(self) -> np.ndarray:
+        """One point strictly inside each region (the mean of its vertices)."""
+        valid = np.arange(self.vertices.shape[1]) < self.counts[:, None]
+        return (self.vertices * valid[..., None]).sum(1) / self.counts[:, None]
+
+    def _check_layer(self, layer: int) -> int:
+        if not (0 <= int(layer) <= self.depth):
+            raise ValueError(f"layer must be between 1 and {self.depth} (or None); got {layer}")
+        return int(layer)
+
+    def activation_codes(self, points) -> np.ndarray:
+        """Activation pattern (pre-activation > 0) of each point: bool (n, n_units)."""
+        z = check_points(points, 2)
+        cols = []
+        for layer in self.layers:
+            h = layer.preactivation(z)
+            if layer.has_activation:
+                cols.append(h > 0)
+            z = layer(z)
+        return np.concatenate(cols, axis=1)
+
+    def locate(self, points) -> np.ndarray:
+        """Index of the region that contains each point (-1 outside the box).
+
+        The region is found by its activation pattern, read from a float64 forward pass; a
+        point lying exactly on a boundary gets one of the regions that touch it.
+
+        Examples
+        --------
+        >>> from bnlib import MLP, partition
+        >>> part = partition(MLP([2, 5, 5], seed=1), (-2, 2, -2, 2))
+        >>> r = part.locate([[0.3, -0.7]])
+        >>> bool(part.codes[r[0]].tolist() == part.activation_codes([[0.3, -0.7]])[0].tolist())
+        True
+        """
+        pts = check_points(points, 2)
+        xmin, xmax, ymin, ymax = self.box
+        inside = (pts[:, 0] >= xmin) & (pts[:, 0] <= xmax) & (pts[:, 1] >= ymin) & (pts[:, 1] <= ymax)
+        out = np.full(len(pts), -1, dtype=np.int64)
+        if not inside.any():
+            return out
+        codes = self.activation_codes(pts[inside])
+        keys = np.concatenate([np.packbits(self.codes, axis=1), np.packbits(codes, axis=1)])
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        owner = np.where(first < self.n_regions, first, -1)[inverse[self.n_regions:]]
+        missing = np.flatnonzero(owner < 0)
+        for i in missing:  # on a boundary, a unit reads exactly 0: fall back to geometry
+            owner[i] = self._containing(pts[inside][i])
+        out[inside] = owner
+        return out
+
+    def _containing(self, p: np.ndarray) -> int:
+        V, n = self.vertices, self.counts
+        Vn = np.take_along_axis(V, ((np.arange(V.shape[1]) + 1) % n[:, None])[..., None], axis=1)
+        e, d = Vn - V, p - V
+        cross = e[..., 0] * d[..., 1] - e[..., 1] * d[..., 0]
+        valid = np.arange(V.shape[1]) < n[:, None]
+        slack = np.where(valid, cross, np.inf).min(1)
+        return int(np.argmax(slack))
+
+    def boundaries(self, layer: int | None = None) -> Segments:
+        """The folded hyperplanes as straight segments, each tagged (layer, unit).
+
+        ``layer=None`` gives every hidden layer's boundaries; ``layer=l`` only layer l's.
+        The box's own edges are not boundaries.
+        """
+        seg = self._segments
+        if layer is None:
+            return seg
+        keep = seg.layer == self._check_layer(layer)
+        return Segments(seg.points[keep], seg.layer[keep], seg.unit[keep])
+
+    def distance_to_boundary(self, points, layer: int | None = None) -> np.ndarray:
+        """Exact Euclidean distance from each point to the nearest boundary segment.
+
+        Only boundaries inside the box count (the box's edges are not boundaries); with
+        ``layer=l`` only layer l's folded hyperplanes count. ``inf`` if there is none.
+        """
+        return distance_to_segments(points, self.boundaries(layer).points)
+
+    def decision_boundary(self) -> np.ndarray:
+        """Segments (k, 2, 2) where a classifier's predicted class changes.
+
+        One output: where it changes sign. Several outputs: where the argmax changes. The
+        model must end with a ``Linear`` (an output layer without activation).
+        """
+        if self.layers[-1].has_activation:
+            raise ValueError("decision_boundary needs a model that ends with an output nn.Linear")
+        A, c = self.affine_A, self.affine_c
+        V, n = self.vertices, self.counts
+        snap = TOLERANCE * _diameter(self.box)
+        if A.shape[1] == 1:
+            return _cut_segments(V, n, A[:, 0], c[:, 0], snap)
+        pieces = []
+        n_out = A.shape[1]
+        for i in range(n_out):
+            for j in range(i + 1, n_out):
+                s = _line_values(V, A[:, i] - A[:, j], c[:, i] - c[:, j], snap)
+                hit = (s.max(1) > 0) & (s.min(1) < 0)
+                if not hit.any():
+                    continue
+                seg = _split(V[hit], n[hit], s[hit])[4]
+                Ah, ch = A[hit], c[hit]
+                # classes i and j tie along the segment; keep the part where they beat every
+                # other class k: g_k(t) = out_i - out_k >= 0, linear in t along the segment
+                lo, hi = np.zeros(len(seg)), np.ones(len(seg))
+                for k in set(range(n_out)) - {i, j}:
+                    g0, g1 = (
+                        np.einsum("rt,rt->r", Ah[:, i] - Ah[:, k], seg[:, e]) + ch[:, i] - ch[:, k]
+                        for e in (0, 1)
+                    )
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        t = g0 / (g0 - g1)
+                    lo = np.where(g1 > g0, np.maximum(lo, t), lo)
+                    hi = np.where(g1 < g0, np.minimum(hi, t), hi)
+                    hi = np.where((g1 == g0) & (g0 < 0), -1.0, hi)
+                d = seg[:, 1] - seg[:, 0]
+                piece = np.stack([seg[:, 0] + lo[:, None] * d, seg[:, 0] + hi[:, None] * d], axis=1)
+                pieces.append(piece[hi - lo > 1e-12])
+        return np.concatenate(pieces) if pieces else np.zeros((0, 2, 2))
+
+    def predict(self, points) -> np.ndarray:
+        """Class of each point (argmax of the outputs; sign for one output), by forward pass."""
+        z = check_points(points, 2)
+        for layer in self.layers:
+            z = layer(z)
+        return (z[:, 0] > 0).astype(np.int64) if z.shape[1] == 1 else z.argmax(1)
+
+
+def _diameter(box) -> float:
+    xmin, xmax, ymin, ymax = box
+    return float(np.hypot(xmax - xmin, ymax - ymin))
+
+
+def _cut_segments(V, n, a, o, snap) -> np.ndarray:
+    s = _line_values(V, a, o, snap)
+    hit = (s.max(1) > 0) & (s.min(1) < 0)
+    if not hit.any():
+        return np.zeros((0, 2, 2))
+    return _split(V[hit], n[hit], s[hit])[4]
+
+
+def distance_to_segments(points, segments: np.ndarray, chunk: int = 4_000_000) -> np.ndarray:
+    """Euclidean distance from each point (n, 2) to the nearest of ``segments`` (k, 2, 2)."""
+    pts = check_points(points, 2)
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
+    out = np.full(len(pts), np.inf)
+    if len(segments) == 0 or len(pts) == 0:
+        return out
+    p0 = segments[:, 0]
+    d = segments[:, 1] - p0
+    dd = np.maximum((d * d).sum(1), 1e-300)
+    step = max(1, chunk // len(segments))
+    for start in range(0, len(pts), step):
+        q = pts[start : start + step, None, :] - p0[None]
+        t = np.clip((q * d[None]).sum(2) / dd[None], 0.0, 1.0)
+        diff = q - t[..., None] * d[None]
+        out[start : start + step] = np.sqrt((diff * diff).sum(2).min(1))
+    return out
+
+
+def _vertex_mean(V: np.ndarray, n: np.ndarray) -> np.ndarray:
+    valid = np.arange(V.shape[1]) < n[:, None]
+    return (V * valid[..., None]).sum(1) / n[:, None]
+
+
+class _Regions:
+    """Growable padded storage of convex polygons, each with a bounding circle.
+
+    A cut overwrites the parent's row with its positive piece and appends the negative
+    piece, so one unit costs O(regions) cheap work (the circle test) plus O(cut regions)
+    real work, instead of rebuilding every array.
+    """
+
+    def __init__(self, V: np.ndarray):
+        self.V = V.copy()
+        self.n = np.full(len(V), V.shape[1])
+        self.size = len(V)
+        self._update_circles(np.arange(self.size))
+
+    def _update_circles(self, rows):
+        V, n = self.V[rows], self.n[rows]
+        centre = _vertex_mean(V, n)
+        if not hasattr(self, "centre"):
+            self.centre, self.radius = np.zeros((len(self.V), 2)), np.zeros(len(self.V))
+        self.centre[rows] = centre
+        self.radius[rows] = np.linalg.norm(V - centre[:, None], axis=2).max(1)
+
+    def _reserve(self, rows: int, width: int):
+        cap, w = self.V.shape[:2]
+        if width > w:
+            self.V = np.concatenate([self.V, np.repeat(self.V[:, :1], width - w, axis=1)], axis=1)
+        if rows > cap:
+            extra = max(rows, 2 * cap) - cap
+            self.V = np.concatenate([self.V, np.zeros((extra,) + self.V.shape[1:])])
+            self.n = np.concatenate([self.n, np.zeros(extra, dtype=self.n.dtype)])
+            self.centre = np.concatenate([self.centre, np.zeros((extra, 2))])
+            self.radius = np.concatenate([self.radius, np.zeros(extra)])
+
+    def arrays(self):
+        return self.V[: self.size], self.n[: self.size]
+
+    def split(self, a: np.ndarray, o: np.ndarray, snap: float):
+        """Cut every region by its line ``a[r].x + o[r] = 0``; return (cut rows, segments)."""
+        R = self.size
+        norm = np.sqrt(a[:, 0] ** 2 + a[:, 1] ** 2)
+        centre = self.centre[:R]
+        value = np.abs(centre[:, 0] * a[:, 0] + centre[:, 1] * a[:, 1] + o)
+        # the line can only meet the polygon if it meets its bounding circle
+        near = np.flatnonzero((value <= (self.radius[:R] + snap) * norm) & (norm > 1e-300))
+        if len(near) == 0:
+            return None
+        s = _line_values(self.V[near], a[near], o[near], snap)
+        hit = (s.max(1) > 0) & (s.min(1) < 0)
+        if not hit.any():
+            return None
+        rows = near[hit]
+        pos, n_pos, neg, n_neg, seg = _split(self.V[rows], self.n[rows], s[hit])
+        width = max(pos.shape[1], neg.shape[1])
+        self._reserve(R + len(rows), width)
+        new = np.arange(R, R + len(rows))
+        self.V[rows] = _pad(pos, self.V.shape[1])
+        self.n[rows] = n_pos
+        self.V[new] = _pad(neg, self.V.shape[1])
+        self.n[new] = n_neg
+        self.size = R + len(rows)
+        self._update_circles(np.concatenate([rows, new]))
+        return rows, seg
+
+
+def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None) -> Partition:
+    """The exact partition of ``box`` into the linear regions of a 2-input network.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Sequential`` of ``Linear``, ``BatchNorm1d``, ``ReLU``, ``LeakyReLU`` and
+        ``Identity`` modules with 2 inputs (any such model, not only :func:`bnlib.MLP`), or a
+        list of :class:`bnlib.nets.AffineLayer`.
+    box
+        ``(xmin, xmax, ymin, ymax)``.
+    batch
+        If given (an (N, 2) array, N >= 2), every ``BatchNorm1d`` uses the statistics of this
+        batch, as in training mode (biased variance, the layer's eps); the model's running
+        statistics are not touched. If None, the running statistics are used (eval mode).
+
+    Returns
+    -------
+    Partition
+
+    Notes
+    -----
+    Computed in float64. A vertex within ``TOLERANCE`` (1e-9) times the box diagonal of a
+    unit's line counts as lying on it, so no region thinner than that is ever created.
+
+    Examples
+    --------
+    >>> from bnlib import MLP
+    >>> part = partition(MLP([2, 6, 6, 6, 6], seed=0), (-3, 3, -3, 3))
+    >>> part.n_regions > 1, bool(np.isclose(part.areas().sum(), 36.0))
+    (True, True)
+    """
+    box = check_box(box)
+    if isinstance(model, nn.Module):
+        layers = affine_layers(model, batch=batch)
+    else:
+        layers = list(model)
+        if batch is not None:
+            raise ValueError("batch= only applies to a torch model, not to already-read affine layers")
+    if layers[0].W.shape[1] != 2:
+        raise ValueError(f"partition works in a 2-D input space; the model takes {layers[0].W.shape[1]} inputs")
+    snap = TOLERANCE * _diameter(box)
+
+    regions = _Regions(_box_polygon(box))
+    root = np.zeros(1, dtype=np.int64)
+    A = np.eye(2)[None]  # z_l(x) = A[r] @ x + c[r] on region r
+    c = np.zeros((1, 2))
+    codes = np.zeros((1, 0), dtype=bool)
+    unit_layer: list[int] = []
+    seg_pts, seg_layer, seg_unit = [], [], []
+    stages = []
+    for depth, layer in enumerate(layers, start=1):
+        # pre-activation maps h = a x + o of this layer's units on every region; one GEMM
+        k, d = layer.W.shape
+        a = (layer.W @ A.transpose(1, 0, 2).reshape(d, -1)).reshape(k, -1, 2).transpose(1, 0, 2)
+        o = c @ layer.W.T + layer.b
+        if not layer.has_activation:
+            A, c = a, o
+            break
+        # within a layer every unit is a straight line in each region the layer starts with,
+        # so pieces only need to know that region (``root``), not the cuts made before them
+        root = np.arange(len(a))
+        a_unit = np.ascontiguousarray(a.transpose(1, 0, 2))  # (unit, region, 2): cheap gathers
+        o_unit = np.ascontiguousarray(o.T)
+        for j in range(k):
+            cut = regions.split(a_unit[j][root], o_unit[j][root], snap)
+            if cut is not None:
+                rows, seg = cut
+                root = np.concatenate([root, root[rows]])
+                seg_pts.append(seg)
+                seg_layer.append(np.full(len(seg), depth))
+                seg_unit.append(np.full(len(seg), j))
+        V, n = regions.arrays()
+        inside = _vertex_mean(V, n)
+        h = np.einsum("rkt,rt->rk", a[root], inside) + o[root]
+        codes = np.concatenate([codes[root], h > 0], axis=1)
+        unit_layer += [depth] * k
+        gain = np.where(h > 0, 1.0, layer.slope)
+        A, c = gain[..., None] * a[root], gain * o[root]
+        stages.append((V, n))
+    V, n = regions.arrays()
+    segments = Segments(
+        np.concatenate(seg_pts) if seg_pts else np.zeros((0, 2, 2)),
+        np.concatenate(seg_layer) if seg_layer else np.zeros(0, dtype=int),
+        np.concatenate(seg_unit) if seg_unit else np.zeros(0, dtype=int),
+    )
+    return Partition(box, V, n, codes, np.array(unit_layer, dtype=int), A, c, layers, segments, stages)
