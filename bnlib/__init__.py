@@ -7,6 +7,8 @@ and explorations (:mod:`bnlib.widgets`), on teaching data (:mod:`bnlib.data`).
 
 from .nets import MLP, AffineLayer, affine_layers, forward, preactivations
 from .partition import Partition, Segments, distance_to_segments, partition
+from . import data, plot, widgets
+from .plot import plot_layers, plot_partition, use_style
 
 __all__ = [
     "MLP",
@@ -18,4 +20,10 @@ __all__ = [
     "Segments",
     "distance_to_segments",
     "partition",
+    "plot_partition",
+    "plot_layers",
+    "use_style",
+    "data",
+    "plot",
+    "widgets",
 ]

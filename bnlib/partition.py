@@ -276,6 +276,27 @@ class Partition:
         """
         return distance_to_segments(points, self.boundaries(layer).points)
 
+    def crossings(self, start, end, layer: int | None = None) -> np.ndarray:
+        """Where the segment from ``start`` to ``end`` crosses a boundary: sorted t in (0, 1).
+
+        ``len(crossings) + 1`` is the number of regions the segment passes through (for a
+        segment in general position), the quantity Hanin and Rolnick count along lines.
+        """
+        p = check_points([start, end], 2)
+        seg = self.boundaries(layer).points
+        d = p[1] - p[0]
+        e = seg[:, 1] - seg[:, 0]
+        q = seg[:, 0] - p[0]
+        den = d[0] * e[:, 1] - d[1] * e[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (q[:, 0] * e[:, 1] - q[:, 1] * e[:, 0]) / den
+            u = (q[:, 0] * d[1] - q[:, 1] * d[0]) / den
+        ok = (np.abs(den) > 1e-300) & (t > 0) & (t < 1) & (u >= 0) & (u <= 1)
+        t = np.sort(t[ok])
+        # a crossing through a segment's end point is met by both segments there: count once
+        keep = np.concatenate([[True], np.diff(t) > 1e-12]) if len(t) else np.zeros(0, dtype=bool)
+        return t[keep]
+
     def decision_boundary(self) -> np.ndarray:
         """Segments (k, 2, 2) where a classifier's predicted class changes.
 
@@ -505,7 +526,7 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None) -> P
         unit_layer += [depth] * k
         gain = np.where(h > 0, 1.0, layer.slope)
         A, c = gain[..., None] * a[root], gain * o[root]
-        stages.append((V, n))
+        stages.append((V.copy(), n.copy()))  # the buffer is cut in place later
     V, n = regions.arrays()
     segments = Segments(
         np.concatenate(seg_pts) if seg_pts else np.zeros((0, 2, 2)),
