@@ -1,0 +1,50 @@
+# Batch Normalization Explained: build, test and explore the book.
+#   make book   set up .venv (pinned packages + bnlib) and the offline browser assets, then build
+#               the HTML book into _build/html (every notebook executed; any warning fails)
+#   make test   everything `make book` does, then the whole test suite (pytest)
+#   make lab    JupyterLab in the same environment, to work through the chapters
+#   make clean  remove the build outputs (_build, _vendor, jupyter caches); keeps .venv
+
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.bnbook-installed
+VENDOR  := _vendor/.stamp
+
+.PHONY: all book test lab vendor venv clean
+
+all: book
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The lock first, then bnlib itself (its pins agree with the lock; pip check proves it). The stamp makes re-runs
+# instant until requirements.txt or pyproject.toml change.
+$(STAMP): $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-build-isolation --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $@
+
+venv: $(STAMP)
+
+$(VENDOR): package.json package-lock.json tools/vendor.sh tools/widgets-offline.js
+	bash tools/vendor.sh
+
+vendor: $(VENDOR)
+
+# _build/html is rebuilt from scratch so that no page of an earlier build (a renamed chapter)
+# lingers; every notebook is executed anyway (execute_notebooks: force).
+book: $(STAMP) $(VENDOR)
+	rm -rf _build/html
+	$(BIN)/jupyter-book build -W --keep-going .
+
+test: book
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+clean:
+	rm -rf _build _vendor .pytest_cache

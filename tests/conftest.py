@@ -1,0 +1,52 @@
+"""Shared pytest set-up: where the built book lives, and how a missing prerequisite is reported.
+
+The build checks (test_book.py) and the browser test (test_browser.py) need `make book` to have
+run, and the browser test needs Debian's chromium. Locally a missing prerequisite skips those tests
+with a message that says what to run; in CI (environment variable ``CI`` set, as `.ci/run` does)
+it fails them, so that a broken set-up can never pass as "all skipped".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI`` set to anything but empty/0/false)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the calling test locally, fail it in CI."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def book_pages() -> list[Path]:
+    """Every HTML page of the built book (not the copied assets or the page sources)."""
+    if not BUILD_HTML.is_dir():
+        return []
+    skip_dirs = {"_static", "_sources", "_images", "_downloads", ".doctrees", "jupyter_execute"}
+    pages = []
+    for path in BUILD_HTML.rglob("*.html"):
+        folders = path.relative_to(BUILD_HTML).parts[:-1]
+        if not skip_dirs.intersection(folders) and not any(f.startswith(".") for f in folders):
+            pages.append(path)
+    return sorted(pages)
+
+
+@pytest.fixture(scope="session")
+def build_html() -> Path:
+    """The built book, `_build/html`; skips (locally) or fails (CI) when it is missing."""
+    if not (BUILD_HTML / "index.html").is_file():
+        skip_or_fail(f"{BUILD_HTML} has no index.html: run `make book` first")
+    return BUILD_HTML

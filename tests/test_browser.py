@@ -1,0 +1,228 @@
+"""The built book in a real, offline browser (Playwright driving Debian's chromium).
+
+Every page of `_build/html` is served from 127.0.0.1 and opened in headless chromium. A page
+passes when
+- it asks for nothing on another host (such requests are blocked and recorded: the book must
+  work with no network, so a CDN script, style or font is a failure),
+- the console shows no error and no script throws,
+- its math is typeset by the vendored MathJax (``mjx-container`` elements, no TeX errors),
+- on chapter pages, every image has loaded, and each kernel-free player (matplotlib's
+  ``to_jshtml``) shows another frame when its slider is moved or its next-frame button is pressed,
+- pages with embedded ipywidgets state render the widgets.
+
+Full-page screenshots go to `_build/screenshots/` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import socketserver
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conftest import BUILD_HTML, CHROMIUM, SCREENSHOTS, book_pages, skip_or_fail
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+PAGES = [p.relative_to(BUILD_HTML).as_posix() for p in book_pages()]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+        pass
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@pytest.fixture(scope="module")
+def server(build_html: Path):
+    """`_build/html` over HTTP on 127.0.0.1, on a free port, in a background thread."""
+    handler = functools.partial(_QuietHandler, directory=str(build_html))
+    httpd = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        skip_or_fail(f"{CHROMIUM} is missing: `apt-get install chromium` (or set CHROMIUM=...)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - playwright is pinned in requirements.txt
+        skip_or_fail("the playwright package is not installed: run `make book`")
+    with sync_playwright() as pw:
+        # Never `playwright install`: its download is unavailable here; use the system chromium.
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class PageVisit:
+    """One page opened in a fresh context, with everything that went wrong recorded."""
+
+    def __init__(self, browser, url: str):
+        self.remote: list[str] = []
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.failed: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                           service_workers="block")
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        self.page.on("requestfailed", self._request_failed)
+        self.page.goto(url, wait_until="load")
+        self.page.wait_for_load_state("networkidle")
+
+    def _route(self, route):
+        url = route.request.url
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            self.remote.append(url)
+            route.abort("blockedbyclient")
+
+    def _console(self, msg):
+        if msg.type == "error":
+            loc = msg.location or {}
+            self.console_errors.append(f"{msg.text} ({loc.get('url', '')}:{loc.get('lineNumber', '')})")
+
+    def _request_failed(self, request):
+        if urlsplit(request.url).hostname in LOCAL_HOSTS:
+            self.failed.append(f"{request.url}: {request.failure}")
+
+    def problems(self) -> list[str]:
+        out = [f"request to another host (blocked): {u}" for u in self.remote]
+        out += [f"console error: {m}" for m in self.console_errors]
+        out += [f"page error: {m}" for m in self.page_errors]
+        out += [f"failed request: {m}" for m in self.failed]
+        return out
+
+    def close(self):
+        self.context.close()
+
+
+def _visit(browser, server, name) -> PageVisit:
+    return PageVisit(browser, f"{server}/{name}")
+
+
+def _has_math(page) -> bool:
+    return page.locator(".math, span.math, div.math").count() > 0
+
+
+def _wait_for_mathjax(page):
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+    page.evaluate("() => MathJax.startup.promise")
+
+
+def _screenshot(page, name: str):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out = SCREENSHOTS / (name.replace("/", "__").removesuffix(".html") + ".png")
+    page.screenshot(path=str(out), full_page=True)
+
+
+def test_pages_were_found(build_html):
+    assert PAGES, f"no pages under {build_html}"
+    assert "index.html" in PAGES
+
+
+@pytest.mark.parametrize("name", PAGES or ["<no build>"])
+def test_page_works_offline(browser, server, name):
+    if name == "<no build>":
+        skip_or_fail("`_build/html` is missing: run `make book` first")
+    visit = _visit(browser, server, name)
+    try:
+        page = visit.page
+        if _has_math(page):
+            _wait_for_mathjax(page)
+            n_math = page.locator("div.math, span.math").count()
+            n_typeset = page.locator("mjx-container").count()
+            assert n_typeset >= n_math, \
+                f"{name}: {n_math} math elements but only {n_typeset} typeset by MathJax"
+            errors = page.locator("mjx-merror").all_inner_texts()
+            assert not errors, f"{name}: TeX errors {errors}"
+        if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
+            page.wait_for_selector(".jupyter-widgets", timeout=30_000)
+        page.wait_for_load_state("networkidle")
+        _screenshot(page, name)
+        assert not visit.problems(), f"{name}:\n  " + "\n  ".join(visit.problems())
+    finally:
+        visit.close()
+
+
+CHAPTERS = [n for n in PAGES if n.startswith("chapters/")]
+
+
+@pytest.mark.parametrize("name", CHAPTERS or ["<no chapters>"])
+def test_chapter_figures_and_players(browser, server, name):
+    if name == "<no chapters>":
+        skip_or_fail("no chapter pages in `_build/html/chapters`: run `make book` first")
+    visit = _visit(browser, server, name)
+    try:
+        page = visit.page
+        images = page.locator("main img")
+        assert images.count() > 0, f"{name}: no figures on a chapter page"
+        broken = page.evaluate(
+            """() => Array.from(document.querySelectorAll('main img'))
+                 .filter(img => img.id.startsWith('_anim_img') ? false
+                                : !(img.complete && img.naturalWidth > 0))
+                 .map(img => img.currentSrc.slice(0, 120))""")
+        assert not broken, f"{name}: images that did not load: {broken}"
+
+        players = page.locator('img[id^="_anim_img"]')
+        for i in range(players.count()):
+            img_id = players.nth(i).get_attribute("id")
+            suffix = img_id.removeprefix("_anim_img")
+            img = page.locator(f"#{img_id}")
+            slider = page.locator(f'input[type="range"]#_anim_slider{suffix}')
+            assert slider.count() == 1, f"{name}: player {img_id} has no slider"
+            n_frames = int(slider.get_attribute("max") or page.evaluate(
+                "(s) => s.max", slider.element_handle()))
+            assert n_frames >= 1, f"{name}: player {img_id} has a single frame"
+            first = img.get_attribute("src")
+            natural = page.evaluate("(i) => i.naturalWidth", img.element_handle())
+            assert first and natural > 0, f"{name}: player {img_id} shows no frame"
+
+            # Drag the slider to the last frame: the shown image must change.
+            slider.evaluate(
+                """(s) => { s.value = s.max;
+                            s.dispatchEvent(new Event('input', {bubbles: true}));
+                            s.dispatchEvent(new Event('change', {bubbles: true})); }""")
+            last = img.get_attribute("src")
+            assert last != first, f"{name}: moving the slider of {img_id} did not change the frame"
+
+            # Back to the first frame, then the next-frame button.
+            slider.evaluate(
+                """(s) => { s.value = 0; s.dispatchEvent(new Event('input', {bubbles: true})); }""")
+            assert img.get_attribute("src") == first
+            page.locator(f'button[onclick="anim{suffix}.next_frame()"]').click()
+            assert img.get_attribute("src") != first, \
+                f"{name}: the next-frame button of {img_id} did not change the frame"
+            assert slider.input_value() == "1"
+        assert not visit.problems(), f"{name}:\n  " + "\n  ".join(visit.problems())
+    finally:
+        visit.close()
+

@@ -1,0 +1,51 @@
+/* Offline support for the ipywidgets embedder (@jupyter-widgets/html-manager, embed-amd.js).
+ *
+ * Copied by tools/vendor.sh to _static/jupyter-widgets/offline.js and loaded, on pages that
+ * embed widget state, after require.js and before embed-amd.js (_config.yml: nb_ipywidgets_js).
+ *
+ * 1. The embedder loads its icon fonts relative to the URL require.js gives its AMD modules
+ *    ("@jupyter-widgets/html-manager/dist/libembed-amd", ...), by default next to the page,
+ *    where there are none. Map those module ids into this folder, where tools/vendor.sh put
+ *    the fonts.
+ * 2. ipywidgets 8 typesets widget labels with the MathJax 2 call MathJax.Hub.Queue(...), but
+ *    the book loads MathJax 3 ("Cannot read properties of undefined (reading 'Queue')"). Provide
+ *    that call on top of MathJax 3's typesetPromise.
+ */
+(function () {
+  "use strict";
+  var here = new URL(".", document.currentScript.src).href; // .../_static/jupyter-widgets/
+
+  var ids = [
+    "@jupyter-widgets/base",
+    "@jupyter-widgets/base7",
+    "@jupyter-widgets/controls",
+    "@jupyter-widgets/controls7",
+    "@jupyter-widgets/output",
+    "@jupyter-widgets/html-manager",
+    "@jupyter-widgets/html-manager/dist/libembed-amd",
+  ];
+  var paths = {};
+  ids.forEach(function (id) {
+    paths[id] = here + id.replace(/[@\/]/g, "_");
+  });
+  window.require.config({ paths: paths });
+
+  function mathjax2Shim() {
+    var mj = window.MathJax;
+    if (!mj || mj.Hub || !mj.startup) return; // absent, already shimmed, or not MathJax 3
+    mj.Hub = {
+      Queue: function (job) {
+        var element = Array.isArray(job) ? job[2] : undefined;
+        mj.startup.promise
+          .then(function () {
+            return mj.typesetPromise(element ? [element] : undefined);
+          })
+          .catch(function (err) {
+            console.warn("MathJax typesetting of a widget failed:", err);
+          });
+      },
+    };
+  }
+  mathjax2Shim();
+  document.addEventListener("DOMContentLoaded", mathjax2Shim);
+})();
