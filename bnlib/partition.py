@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
+from .arrangement import chords, cut_by_lines, cut_sequential, line_values, polygon_areas, vertex_mean
 from .nets import AffineLayer, affine_layers, check_points
 
 __all__ = ["TOLERANCE", "Partition", "Segments", "partition", "check_box"]
@@ -67,69 +68,6 @@ def check_box(box) -> tuple[float, float, float, float]:
 def _box_polygon(box) -> np.ndarray:
     xmin, xmax, ymin, ymax = box
     return np.array([[[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]], dtype=np.float64)
-
-
-def _edge_values(V: np.ndarray, n: np.ndarray, s: np.ndarray):
-    """Next-vertex coordinates and values along each polygon edge (padded slots masked)."""
-    M = V.shape[1]
-    idx = np.arange(M)
-    valid = idx < n[:, None]
-    nxt = (idx + 1) % n[:, None]
-    Vn = np.take_along_axis(V, nxt[..., None], axis=1)
-    sn = np.take_along_axis(s, nxt, axis=1)
-    return valid, Vn, sn
-
-
-def _compact(cand: np.ndarray, mask: np.ndarray):
-    """Move the masked candidates of each row to its front, keeping their order."""
-    order = np.argsort(~mask, axis=1, kind="stable")
-    counts = mask.sum(1)
-    width = int(counts.max()) if len(counts) else 0
-    out = np.take_along_axis(cand, order[:, :width, None], axis=1)
-    # padded slots repeat the first vertex, so max/min over a row only ever see real vertices
-    valid = np.arange(width) < counts[:, None]
-    return np.where(valid[..., None], out, out[:, :1]), counts
-
-
-def _split(V: np.ndarray, n: np.ndarray, s: np.ndarray):
-    """Cut convex polygons by the zero line of ``s`` (values at the vertices, snapped).
-
-    Returns the positive piece, the negative piece (padded arrays with counts) and the cut
-    segment of each polygon. Every row must straddle the line (some ``s > 0`` and some
-    ``s < 0``).
-    """
-    valid, Vn, sn = _edge_values(V, n, s)
-    cross = valid & (s * sn < 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(cross, s / np.where(cross, s - sn, 1.0), 0.0)
-    P = V + t[..., None] * (Vn - V)
-    R, M = s.shape
-    cand = np.stack([V, P], axis=2).reshape(R, 2 * M, 2)
-    on_line = np.stack([valid & (s == 0), cross], axis=2).reshape(R, 2 * M)
-    pos, n_pos = _compact(cand, np.stack([valid & (s >= 0), cross], axis=2).reshape(R, 2 * M))
-    neg, n_neg = _compact(cand, np.stack([valid & (s <= 0), cross], axis=2).reshape(R, 2 * M))
-    seg, _ = _compact(cand, on_line)  # a convex polygon meets a line in exactly two points
-    return pos, n_pos, neg, n_neg, seg[:, :2]
-
-
-def _pad(V: np.ndarray, width: int) -> np.ndarray:
-    if V.shape[1] >= width:
-        return V
-    return np.concatenate([V, np.repeat(V[:, -1:], width - V.shape[1], axis=1)], axis=1)
-
-
-def _line_values(V, a, o, snap):
-    """Signed distance (units of length) from vertices to the line ``a.x + o = 0``.
-
-    A unit whose gradient vanishes on a region is constant there: it gets the constant
-    itself at every vertex, so it never cuts the region and its sign is that of ``o``.
-    """
-    norm = np.linalg.norm(a, axis=1)
-    flat = norm < 1e-300
-    s = (np.einsum("rmt,rt->rm", V, a) + o[:, None]) / np.where(flat, 1.0, norm)[:, None]
-    s = np.where(flat[:, None], o[:, None], s)
-    s[np.abs(s) <= snap] = 0.0
-    return s
 
 
 @dataclass
@@ -189,16 +127,11 @@ class Partition:
 
     def areas(self) -> np.ndarray:
         """Area of each region (shoelace formula); they add up to the box's area."""
-        V, n = self.vertices, self.counts
-        Vn = np.take_along_axis(V, ((np.arange(V.shape[1]) + 1) % n[:, None])[..., None], axis=1)
-        valid = np.arange(V.shape[1]) < n[:, None]
-        cross = V[..., 0] * Vn[..., 1] - V[..., 1] * Vn[..., 0]
-        return 0.5 * np.where(valid, cross, 0.0).sum(1)
+        return polygon_areas(self.vertices, self.counts)
 
     def interior_points(self) -> np.ndarray:
         """One point strictly inside each region (the mean of its vertices)."""
-        valid = np.arange(self.vertices.shape[1]) < self.counts[:, None]
-        return (self.vertices * valid[..., None]).sum(1) / self.counts[:, None]
+        return vertex_mean(self.vertices, self.counts)
 
     def _check_layer(self, layer: int) -> int:
         if not (0 <= int(layer) <= self.depth):
@@ -314,11 +247,11 @@ class Partition:
         n_out = A.shape[1]
         for i in range(n_out):
             for j in range(i + 1, n_out):
-                s = _line_values(V, A[:, i] - A[:, j], c[:, i] - c[:, j], snap)
+                s = line_values(V, A[:, i] - A[:, j], c[:, i] - c[:, j], snap)
                 hit = (s.max(1) > 0) & (s.min(1) < 0)
                 if not hit.any():
                     continue
-                seg = _split(V[hit], n[hit], s[hit])[4]
+                seg = chords(V[hit], n[hit], s[hit])
                 Ah, ch = A[hit], c[hit]
                 # classes i and j tie along the segment; keep the part where they beat every
                 # other class k: g_k(t) = out_i - out_k >= 0, linear in t along the segment
@@ -352,11 +285,11 @@ def _diameter(box) -> float:
 
 
 def _cut_segments(V, n, a, o, snap) -> np.ndarray:
-    s = _line_values(V, a, o, snap)
+    s = line_values(V, a, o, snap)
     hit = (s.max(1) > 0) & (s.min(1) < 0)
     if not hit.any():
         return np.zeros((0, 2, 2))
-    return _split(V[hit], n[hit], s[hit])[4]
+    return chords(V[hit], n[hit], s[hit])
 
 
 def distance_to_segments(points, segments: np.ndarray, chunk: int = 4_000_000) -> np.ndarray:
@@ -378,76 +311,7 @@ def distance_to_segments(points, segments: np.ndarray, chunk: int = 4_000_000) -
     return out
 
 
-def _vertex_mean(V: np.ndarray, n: np.ndarray) -> np.ndarray:
-    valid = np.arange(V.shape[1]) < n[:, None]
-    return (V * valid[..., None]).sum(1) / n[:, None]
-
-
-class _Regions:
-    """Growable padded storage of convex polygons, each with a bounding circle.
-
-    A cut overwrites the parent's row with its positive piece and appends the negative
-    piece, so one unit costs O(regions) cheap work (the circle test) plus O(cut regions)
-    real work, instead of rebuilding every array.
-    """
-
-    def __init__(self, V: np.ndarray):
-        self.V = V.copy()
-        self.n = np.full(len(V), V.shape[1])
-        self.size = len(V)
-        self._update_circles(np.arange(self.size))
-
-    def _update_circles(self, rows):
-        V, n = self.V[rows], self.n[rows]
-        centre = _vertex_mean(V, n)
-        if not hasattr(self, "centre"):
-            self.centre, self.radius = np.zeros((len(self.V), 2)), np.zeros(len(self.V))
-        self.centre[rows] = centre
-        self.radius[rows] = np.linalg.norm(V - centre[:, None], axis=2).max(1)
-
-    def _reserve(self, rows: int, width: int):
-        cap, w = self.V.shape[:2]
-        if width > w:
-            self.V = np.concatenate([self.V, np.repeat(self.V[:, :1], width - w, axis=1)], axis=1)
-        if rows > cap:
-            extra = max(rows, 2 * cap) - cap
-            self.V = np.concatenate([self.V, np.zeros((extra,) + self.V.shape[1:])])
-            self.n = np.concatenate([self.n, np.zeros(extra, dtype=self.n.dtype)])
-            self.centre = np.concatenate([self.centre, np.zeros((extra, 2))])
-            self.radius = np.concatenate([self.radius, np.zeros(extra)])
-
-    def arrays(self):
-        return self.V[: self.size], self.n[: self.size]
-
-    def split(self, a: np.ndarray, o: np.ndarray, snap: float):
-        """Cut every region by its line ``a[r].x + o[r] = 0``; return (cut rows, segments)."""
-        R = self.size
-        norm = np.sqrt(a[:, 0] ** 2 + a[:, 1] ** 2)
-        centre = self.centre[:R]
-        value = np.abs(centre[:, 0] * a[:, 0] + centre[:, 1] * a[:, 1] + o)
-        # the line can only meet the polygon if it meets its bounding circle
-        near = np.flatnonzero((value <= (self.radius[:R] + snap) * norm) & (norm > 1e-300))
-        if len(near) == 0:
-            return None
-        s = _line_values(self.V[near], a[near], o[near], snap)
-        hit = (s.max(1) > 0) & (s.min(1) < 0)
-        if not hit.any():
-            return None
-        rows = near[hit]
-        pos, n_pos, neg, n_neg, seg = _split(self.V[rows], self.n[rows], s[hit])
-        width = max(pos.shape[1], neg.shape[1])
-        self._reserve(R + len(rows), width)
-        new = np.arange(R, R + len(rows))
-        self.V[rows] = _pad(pos, self.V.shape[1])
-        self.n[rows] = n_pos
-        self.V[new] = _pad(neg, self.V.shape[1])
-        self.n[new] = n_neg
-        self.size = R + len(rows)
-        self._update_circles(np.concatenate([rows, new]))
-        return rows, seg
-
-
-def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None) -> Partition:
+def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, method: str = "arrangement") -> Partition:
     """The exact partition of ``box`` into the linear regions of a 2-input network.
 
     Parameters
@@ -488,10 +352,12 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None) -> P
             raise ValueError("batch= only applies to a torch model, not to already-read affine layers")
     if layers[0].W.shape[1] != 2:
         raise ValueError(f"partition works in a 2-D input space; the model takes {layers[0].W.shape[1]} inputs")
+    if method not in ("arrangement", "sequential"):
+        raise ValueError(f"method must be 'arrangement' or 'sequential'; got {method!r}")
+    cut = cut_by_lines if method == "arrangement" else cut_sequential
     snap = TOLERANCE * _diameter(box)
 
-    regions = _Regions(_box_polygon(box))
-    root = np.zeros(1, dtype=np.int64)
+    V, n = _box_polygon(box), np.array([4])
     A = np.eye(2)[None]  # z_l(x) = A[r] @ x + c[r] on region r
     c = np.zeros((1, 2))
     codes = np.zeros((1, 0), dtype=bool)
@@ -506,28 +372,17 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None) -> P
         if not layer.has_activation:
             A, c = a, o
             break
-        # within a layer every unit is a straight line in each region the layer starts with,
-        # so pieces only need to know that region (``root``), not the cuts made before them
-        root = np.arange(len(a))
-        a_unit = np.ascontiguousarray(a.transpose(1, 0, 2))  # (unit, region, 2): cheap gathers
-        o_unit = np.ascontiguousarray(o.T)
-        for j in range(k):
-            cut = regions.split(a_unit[j][root], o_unit[j][root], snap)
-            if cut is not None:
-                rows, seg = cut
-                root = np.concatenate([root, root[rows]])
-                seg_pts.append(seg)
-                seg_layer.append(np.full(len(seg), depth))
-                seg_unit.append(np.full(len(seg), j))
-        V, n = regions.arrays()
-        inside = _vertex_mean(V, n)
-        h = np.einsum("rkt,rt->rk", a[root], inside) + o[root]
+        # inside each region of the layers before (a root), every unit is a straight line
+        V, n, root, seg, unit = cut(V, n, a, o, snap)
+        seg_pts.append(seg)
+        seg_layer.append(np.full(len(seg), depth))
+        seg_unit.append(unit)
+        h = np.einsum("rkt,rt->rk", a[root], vertex_mean(V, n)) + o[root]
         codes = np.concatenate([codes[root], h > 0], axis=1)
         unit_layer += [depth] * k
         gain = np.where(h > 0, 1.0, layer.slope)
         A, c = gain[..., None] * a[root], gain * o[root]
-        stages.append((V.copy(), n.copy()))  # the buffer is cut in place later
-    V, n = regions.arrays()
+        stages.append((V, n))
     segments = Segments(
         np.concatenate(seg_pts) if seg_pts else np.zeros((0, 2, 2)),
         np.concatenate(seg_layer) if seg_layer else np.zeros(0, dtype=int),
