@@ -85,6 +85,7 @@ class PageVisit:
         self.console_errors: list[str] = []
         self.page_errors: list[str] = []
         self.failed: list[str] = []
+        self.loaded: list[str] = []
         self.context = browser.new_context(viewport={"width": 1280, "height": 900},
                                            service_workers="block")
         self.context.route("**/*", self._route)
@@ -92,6 +93,7 @@ class PageVisit:
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
         self.page.on("requestfailed", self._request_failed)
+        self.page.on("requestfinished", lambda request: self.loaded.append(request.url))
         self.page.goto(url, wait_until="load")
         self.page.wait_for_load_state("networkidle")
 
@@ -164,6 +166,9 @@ def test_page_works_offline(browser, server, name):
                 f"{name}: {n_math} math elements but only {n_typeset} typeset by MathJax"
             errors = page.locator("mjx-merror").all_inner_texts()
             assert not errors, f"{name}: TeX errors {errors}"
+            page.wait_for_load_state("networkidle")
+            fonts = [u for u in visit.loaded if "/_static/mathjax/output/chtml/fonts/" in u]
+            assert fonts, f"{name}: MathJax typeset without loading its fonts from _static"
         if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
             page.wait_for_selector(".jupyter-widgets", timeout=30_000)
         page.wait_for_load_state("networkidle")
