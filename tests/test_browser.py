@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import socketserver
 import threading
 from pathlib import Path
@@ -170,7 +171,15 @@ def test_page_works_offline(browser, server, name):
             fonts = [u for u in visit.loaded if "/_static/mathjax/output/chtml/fonts/" in u]
             assert fonts, f"{name}: MathJax typeset without loading its fonts from _static"
         if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
+            # ipywidgets rendered from the embedded state, their $...$ labels typeset.
             page.wait_for_selector(".jupyter-widgets", timeout=30_000)
+            page.wait_for_load_state("networkidle")
+            if page.evaluate("() => !!(window.MathJax && MathJax.startup)"):
+                _wait_for_mathjax(page)
+                page.wait_for_timeout(200)
+            raw = [t for t in page.locator(".jupyter-widgets .widget-label").all_inner_texts()
+                   if re.search(r"\$[^$]+\$", t)]
+            assert not raw, f"{name}: widget labels with untypeset math: {raw}"
         page.wait_for_load_state("networkidle")
         _screenshot(page, name)
         assert not visit.problems(), f"{name}:\n  " + "\n  ".join(visit.problems())

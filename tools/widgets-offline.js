@@ -9,7 +9,9 @@
  *    the fonts.
  * 2. ipywidgets 8 typesets widget labels with the MathJax 2 call MathJax.Hub.Queue(...), but
  *    the book loads MathJax 3 ("Cannot read properties of undefined (reading 'Queue')"). Provide
- *    that call on top of MathJax 3's typesetPromise.
+ *    that call on top of MathJax 3's typesetPromise. The page's MathJax only knows \(...\)
+ *    (MyST turns $...$ into math at build time), so a label's $...$ is rewritten first, as
+ *    JupyterLab would show it.
  */
 (function () {
   "use strict";
@@ -36,6 +38,11 @@
     mj.Hub = {
       Queue: function (job) {
         var element = Array.isArray(job) ? job[2] : undefined;
+        if (element && element.childElementCount === 0 && element.textContent.indexOf("$") >= 0) {
+          element.textContent = element.textContent
+            .replace(/\$\$([^$]+)\$\$/g, "\\[$1\\]")
+            .replace(/\$([^$]+)\$/g, "\\($1\\)");
+        }
         mj.startup.promise
           .then(function () {
             return mj.typesetPromise(element ? [element] : undefined);
