@@ -44,7 +44,12 @@ def vertex_mean(V: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def polygon_areas(V: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Signed areas (shoelace) of padded polygons; positive for counter-clockwise ones."""
+    """Signed areas (shoelace) of padded polygons; positive for counter-clockwise ones.
+
+    Coordinates are taken relative to each polygon's first vertex, so the areas keep their
+    precision far from the origin.
+    """
+    V = V - V[:, :1]
     M = V.shape[1]
     Vn = np.take_along_axis(V, ((np.arange(M) + 1) % n[:, None])[..., None], axis=1)
     valid = np.arange(M) < n[:, None]

@@ -12,7 +12,9 @@ lie on it. This is what keeps the partition free of slivers in the degenerate ca
 creates on purpose: with ``beta = 0`` every first-layer line passes through the batch mean,
 so in exact arithmetic many lines meet in one point; in floating point they miss it by
 ~1e-16, and without snapping every such near-miss would create a sliver region of width
-~1e-16. With snapping, every region that is created is wider than the tolerance.
+~1e-16. With snapping, a line never cuts off a piece all of whose vertices lie within the
+tolerance of it. Genuinely thin regions (two nearly parallel units crossed by a third, say)
+are real and are kept.
 """
 
 from __future__ import annotations
@@ -116,10 +118,13 @@ class Partition:
         return [v[:k] for v, k in zip(self.vertices, self.counts)]
 
     def regions(self, layer: int | None = None) -> list[np.ndarray]:
-        """Polygons of the partition made by hidden layers ``1..layer`` (all layers if None)."""
+        """Polygons of the partition made by hidden layers ``1..layer`` (all layers if None).
+
+        ``layer=0`` gives the box itself, the partition before any layer.
+        """
         if layer is None:
             return self.polygons
-        layer = self._check_layer(layer)
+        layer = self._check_layer(layer, allow_zero=True)
         if layer == 0:
             return [_box_polygon(self.box)[0]]
         V, n = self._stages[layer - 1]
@@ -133,9 +138,11 @@ class Partition:
         """One point strictly inside each region (the mean of its vertices)."""
         return vertex_mean(self.vertices, self.counts)
 
-    def _check_layer(self, layer: int) -> int:
-        if not (0 <= int(layer) <= self.depth):
-            raise ValueError(f"layer must be between 1 and {self.depth} (or None); got {layer}")
+    def _check_layer(self, layer: int, allow_zero: bool = False) -> int:
+        if isinstance(layer, bool) or int(layer) != layer or not (0 if allow_zero else 1) <= layer <= self.depth:
+            raise ValueError(
+                f"layer must be a hidden layer, between 1 and {self.depth} (or None); got {layer!r}"
+            )
         return int(layer)
 
     def activation_codes(self, points) -> np.ndarray:
@@ -147,7 +154,7 @@ class Partition:
             if layer.has_activation:
                 cols.append(h > 0)
             z = layer(z)
-        return np.concatenate(cols, axis=1)
+        return np.concatenate(cols, axis=1) if cols else np.zeros((len(z), 0), dtype=bool)
 
     def locate(self, points) -> np.ndarray:
         """Index of the region that contains each point (-1 outside the box).
@@ -334,7 +341,8 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, meth
     Notes
     -----
     Computed in float64. A vertex within ``TOLERANCE`` (1e-9) times the box diagonal of a
-    unit's line counts as lying on it, so no region thinner than that is ever created.
+    unit's line counts as lying on it, so lines that meet in one point in exact arithmetic
+    (as BN's first-layer lines do, through the batch mean) create no sliver regions.
 
     Examples
     --------
@@ -347,7 +355,12 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, meth
     if isinstance(model, nn.Module):
         layers = affine_layers(model, batch=batch)
     else:
-        layers = list(model)
+        layers = list(model) if isinstance(model, (list, tuple)) else None
+        if not layers or not all(isinstance(layer, AffineLayer) for layer in layers):
+            raise ValueError(
+                "model must be a torch.nn.Sequential (Linear, BatchNorm1d, ReLU, LeakyReLU, Identity) "
+                f"or a non-empty list of bnlib AffineLayer; got {type(model).__name__}"
+            )
         if batch is not None:
             raise ValueError("batch= only applies to a torch model, not to already-read affine layers")
     if layers[0].W.shape[1] != 2:
