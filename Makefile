@@ -3,6 +3,7 @@
 #               the HTML book into _build/html (every notebook executed; any warning fails)
 #   make test   everything `make book` does, then the whole test suite (pytest)
 #   make lab    JupyterLab in the same environment, to work through the chapters
+#   make serve  serve the built book on http://localhost:8000 (any static server will do)
 #   make clean  remove the build outputs (_build, _vendor, jupyter caches); keeps .venv
 
 SHELL   := /bin/bash
@@ -12,7 +13,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bnbook-installed
 VENDOR  := _vendor/.stamp
 
-.PHONY: all book test lab vendor venv clean
+.PHONY: all book test lab serve vendor venv clean
 
 all: book
 
@@ -45,6 +46,9 @@ test: book
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab
+
+serve:
+	python3 -m http.server --bind 127.0.0.1 --directory _build/html 8000
 
 clean:
 	rm -rf _build _vendor .pytest_cache
