@@ -84,7 +84,7 @@ def counting_network(
     Examples
     --------
     >>> net = counting_network(2, 8, seed=0, init="he")
-    >>> w = net[2].weight                      # second hidden layer, fan_in 8
+    >>> w = net[2].weight.detach()             # second hidden layer, fan_in 8
     >>> bool(0.2 < float(w.std()) < 0.8)       # He: std sqrt(2 / (1.01 * 8)) ~ 0.50
     True
     """
