@@ -7,7 +7,7 @@ and explorations (:mod:`bnlib.widgets`), on teaching data (:mod:`bnlib.data`).
 
 from .nets import MLP, AffineLayer, affine_layers, forward, preactivations
 from .partition import Partition, Segments, distance_to_segments, partition
-from . import data, plot, widgets
+from . import counting, data, plot, widgets
 from .plot import plot_layers, plot_partition, use_style
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "plot_partition",
     "plot_layers",
     "use_style",
+    "counting",
     "data",
     "plot",
     "widgets",

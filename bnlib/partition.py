@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
-from .arrangement import chords, cut_by_lines, cut_sequential, line_values, polygon_areas, vertex_mean
+from .arrangement import chords, cut_by_lines, cut_sequential, layer_maps, line_values, polygon_areas, vertex_mean
 from .nets import AffineLayer, affine_layers, check_points
 
 __all__ = ["TOLERANCE", "Partition", "Segments", "partition", "check_box"]
@@ -318,7 +318,7 @@ def distance_to_segments(points, segments: np.ndarray, chunk: int = 4_000_000) -
     return out
 
 
-def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, method: str = "arrangement") -> Partition:
+def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, method: str = "compiled") -> Partition:
     """The exact partition of ``box`` into the linear regions of a 2-input network.
 
     Parameters
@@ -365,23 +365,24 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, meth
             raise ValueError("batch= only applies to a torch model, not to already-read affine layers")
     if layers[0].W.shape[1] != 2:
         raise ValueError(f"partition works in a 2-D input space; the model takes {layers[0].W.shape[1]} inputs")
-    if method not in ("arrangement", "sequential"):
-        raise ValueError(f"method must be 'arrangement' or 'sequential'; got {method!r}")
-    cut = cut_by_lines if method == "arrangement" else cut_sequential
+    if method not in ("compiled", "numpy"):
+        raise ValueError(f"method must be 'compiled' or 'numpy'; got {method!r}")
+    cut = cut_by_lines if method == "compiled" else cut_sequential
     snap = TOLERANCE * _diameter(box)
 
     V, n = _box_polygon(box), np.array([4])
-    A = np.eye(2)[None]  # z_l(x) = A[r] @ x + c[r] on region r
-    c = np.zeros((1, 2))
+    # unit-major affine maps: on region r, unit i of the current layer input is A[i, r] . x + c[i, r]
+    A = np.eye(2)[:, None, :]
+    c = np.zeros((2, 1))
     codes = np.zeros((1, 0), dtype=bool)
     unit_layer: list[int] = []
     seg_pts, seg_layer, seg_unit = [], [], []
     stages = []
     for depth, layer in enumerate(layers, start=1):
-        # pre-activation maps h = a x + o of this layer's units on every region; one GEMM
+        # pre-activation maps h = a x + o of this layer's units on every region: one GEMM
         k, d = layer.W.shape
-        a = (layer.W @ A.transpose(1, 0, 2).reshape(d, -1)).reshape(k, -1, 2).transpose(1, 0, 2)
-        o = c @ layer.W.T + layer.b
+        a = (layer.W @ A.reshape(d, -1)).reshape(k, -1, 2)
+        o = layer.W @ c + layer.b[:, None]
         if not layer.has_activation:
             A, c = a, o
             break
@@ -390,15 +391,14 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, meth
         seg_pts.append(seg)
         seg_layer.append(np.full(len(seg), depth))
         seg_unit.append(unit)
-        h = np.einsum("rkt,rt->rk", a[root], vertex_mean(V, n)) + o[root]
-        codes = np.concatenate([codes[root], h > 0], axis=1)
+        positive, A, c = layer_maps(V, n, root, a, o, layer.slope, compiled=method == "compiled")
+        codes = np.concatenate([codes[root], positive], axis=1)
         unit_layer += [depth] * k
-        gain = np.where(h > 0, 1.0, layer.slope)
-        A, c = gain[..., None] * a[root], gain * o[root]
         stages.append((V, n))
     segments = Segments(
         np.concatenate(seg_pts) if seg_pts else np.zeros((0, 2, 2)),
         np.concatenate(seg_layer) if seg_layer else np.zeros(0, dtype=int),
         np.concatenate(seg_unit) if seg_unit else np.zeros(0, dtype=int),
     )
-    return Partition(box, V, n, codes, np.array(unit_layer, dtype=int), A, c, layers, segments, stages)
+    affine_A, affine_c = A.transpose(1, 0, 2), c.T
+    return Partition(box, V, n, codes, np.array(unit_layer, dtype=int), affine_A, affine_c, layers, segments, stages)

@@ -24,15 +24,17 @@ from .plot import plot_partition
 
 __all__ = ["live", "player", "player_html", "sweep", "random_partition_frame"]
 
+# Plain triangles and bars: every font has them (the media-control symbols U+23EE/U+23ED do
+# not render in a bare headless chromium).
 _ICONS = {
     "fa-minus": "&#8722;",
-    "fa-fast-backward": "&#9198;",
-    "fa-step-backward": "&#9664;&#10073;",
+    "fa-fast-backward": "&#124;&#9664;&#9664;",
+    "fa-step-backward": "&#124;&#9664;",
     "fa-play fa-flip-horizontal": "&#9664;",
-    "fa-pause": "&#10073;&#10073;",
+    "fa-pause": "&#124;&#124;",
     "fa-play": "&#9654;",
-    "fa-step-forward": "&#10073;&#9654;",
-    "fa-fast-forward": "&#9197;",
+    "fa-step-forward": "&#9654;&#124;",
+    "fa-fast-forward": "&#9654;&#9654;&#124;",
     "fa-plus": "+",
 }
 

@@ -49,5 +49,5 @@ def test_palette_is_okabe_ito_and_background_white():
 
 
 def test_bad_layer_raises(part):
-    with pytest.raises(ValueError, match="layer must be between"):
+    with pytest.raises(ValueError, match="layer must be"):
         plot.plot_partition(part, layer=7)
