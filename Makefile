@@ -35,11 +35,13 @@ $(VENDOR): package.json package-lock.json tools/vendor.sh tools/widgets-offline.
 
 vendor: $(VENDOR)
 
-# _build/html is rebuilt from scratch so that no page of an earlier build (a renamed chapter)
-# lingers; every notebook is executed anyway (execute_notebooks: force).
+# A full build every time: --all makes Sphinx re-read every page, so every notebook is
+# executed again (execute_notebooks: force acts only on pages Sphinx reads; without --all an
+# unchanged chapter would keep the outputs of an older bnlib). _build/html is removed so that
+# no page of an earlier build (a renamed chapter) lingers.
 book: $(STAMP) $(VENDOR)
 	rm -rf _build/html
-	$(BIN)/jupyter-book build -W --keep-going .
+	$(BIN)/jupyter-book build -W --keep-going --all .
 
 test: book
 	$(BIN)/python -m pytest
