@@ -1,0 +1,649 @@
+"""Mini-batch noise: how BN's batch statistics jitter the partition, and the margin it buys.
+
+Four kinds of things live here, in the order chapter 4 uses them:
+
+* **The noise model.** :func:`gaussian_batch_statistics` and :func:`sample_batch_statistics`
+  draw the batch mean and the biased batch variance of a unit's pre-activation over many
+  batches; :func:`mean_density` / :func:`mean_cdf` (normal, variance ``s^2 / N``) and
+  :func:`variance_density` / :func:`variance_cdf` (``N sigma_B^2 / s^2 ~ chi^2_{N-1}``) are
+  the exact laws for Gaussian pre-activations; :func:`goodness_of_fit` compares the two.
+* **From statistics to geometry.** :func:`hyperplane_jitter` measures, per layer and unit, how
+  far a BN unit's hyperplane moves from batch to batch and predicts it from the data's spread;
+  :func:`decision_jitter` measures the band the decision boundary sweeps in the input plane.
+* **Margins.** :func:`exact_margin` (2-D, from the exact partition's decision boundary) and
+  :func:`local_margin` (any dimension, ``|f_y - f_j| / ||grad (f_y - f_j)||``).
+* **Noise without BN, and the experiment.** :class:`BatchNoise` applies to each unit the random
+  offset and scale that BN's batch statistics would cause, drawn from the law above, at every
+  training step, and nothing at evaluation; :func:`build_network` makes the arms of the
+  experiment (plain, BN, dropout, injected noise) from the same weights; :func:`train_steps`
+  trains a fixed number of steps; :func:`margin_experiment` runs everything and returns a
+  table (a dict of equal-length numpy arrays).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import nn
+from tqdm.auto import tqdm
+
+from .geometry import batch_statistics, rms_radius
+from .nets import MLP, affine_layers, check_points
+from .partition import distance_to_segments, partition
+from .train import _loss_fn, accuracy
+
+__all__ = [
+    "gaussian_batch_statistics",
+    "sample_batch_statistics",
+    "mean_density",
+    "mean_cdf",
+    "variance_density",
+    "variance_cdf",
+    "goodness_of_fit",
+    "hyperplane_jitter",
+    "decision_jitter",
+    "nearest_on_segments",
+    "exact_margin",
+    "local_margin",
+    "BatchNoise",
+    "ARMS",
+    "build_network",
+    "deterministic_copy",
+    "train_steps",
+    "margin_experiment",
+]
+
+_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} networks"  # no timings: outputs stay reproducible
+
+
+def _int(name: str, value, at_least: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < at_least:
+        raise ValueError(f"{name} must be an integer >= {at_least}; got {value!r}")
+    return int(value)
+
+
+def _positive(name: str, value) -> float:
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return v
+
+
+# ----------------------------------------------------------------------------------------
+# the noise model
+
+
+def gaussian_batch_statistics(
+    batch_size: int, n_batches: int, *, mean: float = 0.0, std: float = 1.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batch means and biased batch variances of ``n_batches`` Gaussian batches of ``batch_size``.
+
+    Returns
+    -------
+    means, variances : ndarray (n_batches,)
+
+    Examples
+    --------
+    >>> m, v = gaussian_batch_statistics(16, 20000, std=2.0, seed=0)
+    >>> round(float(m.var() * 16 / 4), 1), round(float(v.mean() / 4 * 16 / 15), 2)
+    (1.0, 1.0)
+    """
+    N = _int("batch_size", batch_size, 2)
+    n = _int("n_batches", n_batches, 1)
+    std = _positive("std", std)
+    Z = np.random.default_rng(seed).normal(mean, std, size=(n, N))
+    return Z.mean(1), Z.var(1)
+
+
+def sample_batch_statistics(
+    values, batch_size: int, n_batches: int, *, seed: int = 0, replace: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batch means and biased variances of batches drawn from ``values`` (one column per unit).
+
+    Parameters
+    ----------
+    values
+        (n,) or (n, k): the pre-activations of ``k`` units over a population of ``n`` samples.
+    batch_size, n_batches
+    replace
+        True: every batch holds ``batch_size`` independent draws (the i.i.d. setting of the
+        theory). False: a batch is ``batch_size`` distinct samples, as in a training epoch.
+
+    Returns
+    -------
+    means, variances : ndarray (n_batches, k), or (n_batches,) for 1-D ``values``
+
+    Examples
+    --------
+    >>> m, v = sample_batch_statistics(np.arange(10.0), 10, 3, replace=False)
+    >>> m.tolist(), v.round(2).tolist()
+    ([4.5, 4.5, 4.5], [8.25, 8.25, 8.25])
+    """
+    V = np.asarray(values, dtype=np.float64)
+    flat = V.ndim == 1
+    V = V[:, None] if flat else V
+    if V.ndim != 2 or len(V) < 2 or not np.all(np.isfinite(V)):
+        raise ValueError(f"values must be a finite (n,) or (n, k) array with n >= 2; got shape {np.shape(values)}")
+    N = _int("batch_size", batch_size, 2)
+    n = _int("n_batches", n_batches, 1)
+    if not replace and N > len(V):
+        raise ValueError(f"batch_size {N} is larger than the population ({len(V)}) without replacement")
+    rng = np.random.default_rng(seed)
+    if replace:
+        idx = rng.integers(0, len(V), size=(n, N))
+    else:
+        idx = np.argsort(rng.random((n, len(V))), axis=1)[:, :N]
+    B = V[idx]  # (n, N, k)
+    means, variances = B.mean(1), B.var(1)
+    return (means[:, 0], variances[:, 0]) if flat else (means, variances)
+
+
+def mean_density(x, *, mean: float, std: float, batch_size: int) -> np.ndarray:
+    """Density of the batch mean of ``batch_size`` Gaussian samples: normal(mean, std^2 / N)."""
+    N = _int("batch_size", batch_size, 1)
+    return stats.norm.pdf(np.asarray(x, dtype=np.float64), mean, _positive("std", std) / np.sqrt(N))
+
+
+def mean_cdf(x, *, mean: float, std: float, batch_size: int) -> np.ndarray:
+    """Distribution function of the batch mean (see :func:`mean_density`)."""
+    N = _int("batch_size", batch_size, 1)
+    return stats.norm.cdf(np.asarray(x, dtype=np.float64), mean, _positive("std", std) / np.sqrt(N))
+
+
+def variance_density(v, *, std: float, batch_size: int) -> np.ndarray:
+    """Density of the biased batch variance: ``N v / s^2`` is chi-square with ``N - 1`` dof.
+
+    Examples
+    --------
+    >>> from scipy import integrate
+    >>> round(integrate.quad(lambda v: v * variance_density(v, std=1.0, batch_size=5), 0, 50)[0], 6)
+    0.8
+    """
+    N = _int("batch_size", batch_size, 2)
+    s2 = _positive("std", std) ** 2
+    return stats.chi2.pdf(N * np.asarray(v, dtype=np.float64) / s2, N - 1) * N / s2
+
+
+def variance_cdf(v, *, std: float, batch_size: int) -> np.ndarray:
+    """Distribution function of the biased batch variance (see :func:`variance_density`)."""
+    N = _int("batch_size", batch_size, 2)
+    s2 = _positive("std", std) ** 2
+    return stats.chi2.cdf(N * np.asarray(v, dtype=np.float64) / s2, N - 1)
+
+
+def goodness_of_fit(means, variances, *, mean: float, std: float, batch_size: int) -> dict[str, float]:
+    """Kolmogorov-Smirnov distance and p-value of simulated statistics against the exact laws.
+
+    Returns
+    -------
+    dict
+        ``ks_mean``, ``p_mean``, ``ks_variance``, ``p_variance``, and ``correlation`` (the sample
+        correlation of the means and variances, 0 in theory for Gaussian data).
+    """
+    means = np.asarray(means, dtype=np.float64).ravel()
+    variances = np.asarray(variances, dtype=np.float64).ravel()
+    if len(means) != len(variances) or len(means) < 3:
+        raise ValueError(f"need as many means as variances, at least 3; got {len(means)} and {len(variances)}")
+    km = stats.kstest(means, lambda x: mean_cdf(x, mean=mean, std=std, batch_size=batch_size))
+    kv = stats.kstest(variances, lambda v: variance_cdf(v, std=std, batch_size=batch_size))
+    return {
+        "ks_mean": float(km.statistic),
+        "p_mean": float(km.pvalue),
+        "ks_variance": float(kv.statistic),
+        "p_variance": float(kv.pvalue),
+        "correlation": float(np.corrcoef(means, variances)[0, 1]),
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# from statistics to geometry
+
+
+def hyperplane_jitter(model: nn.Module, X, batch_size: int, *, n_batches: int = 200, seed: int = 0) -> dict:
+    """How far each BN unit's hyperplane moves between mini-batches, measured and predicted.
+
+    Layer ``l``'s inputs are computed from ``X`` with every BN using the statistics of all of
+    ``X`` (the population); then, for ``n_batches`` batches of ``batch_size`` distinct rows of
+    ``X``, each unit's hyperplane ``<w, z> = mu_B - (beta / gamma) sigma_B`` is recomputed with
+    the batch's statistics, and its displacement, in distance units of the layer's input space,
+    is recorded. The prediction is the delta-method standard deviation
+
+    ``rho * sqrt(f / N * (1 + r^2 (kappa - 1) / 4 - r skew))``,
+
+    with ``rho`` the data's RMS distance to the unit's ``beta = 0`` hyperplane, ``r = beta/gamma``,
+    ``skew``/``kappa`` the skewness/kurtosis of the unit's pre-activation over ``X`` and
+    ``f = (n - N) / (n - 1)`` the finite-population correction of sampling without replacement.
+    For ``r = 0`` it is exact: ``rho sqrt(f / N)``.
+
+    Returns
+    -------
+    dict of numpy arrays, one row per (layer, unit)
+        ``layer``, ``unit``, ``rho``, ``ratio`` (beta/gamma), ``measured``, ``predicted``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or len(X) < 3 or not np.all(np.isfinite(X)):
+        raise ValueError(f"X must be a finite (n, d) array with n >= 3; got shape {X.shape}")
+    N = _int("batch_size", batch_size, 2)
+    if N > len(X):
+        raise ValueError(f"batch_size {N} exceeds the number of samples {len(X)}")
+    nb = _int("n_batches", n_batches, 2)
+    rng = np.random.default_rng(seed)
+    idx = np.argsort(rng.random((nb, len(X))), axis=1)[:, :N]
+    f = (len(X) - N) / (len(X) - 1)
+    cols: dict[str, list] = {k: [] for k in ("layer", "unit", "rho", "ratio", "measured", "predicted")}
+    for s in batch_statistics(model, X):
+        norm = np.linalg.norm(s.weight, axis=1)
+        u = s.inputs @ s.weight.T  # (n, k)
+        r = s.beta / s.gamma
+        full = s.mu - r * np.sqrt(s.var + s.eps)
+        uB = u[idx]  # (nb, N, k)
+        shift = (uB.mean(1) - r * np.sqrt(uB.var(1) + s.eps) - full) / norm
+        c = u - s.mu
+        skew = (c**3).mean(0) / s.var**1.5
+        kappa = (c**4).mean(0) / s.var**2
+        rho = np.sqrt(s.var) / norm
+        pred = rho * np.sqrt(f / N * np.maximum(1 + r**2 * (kappa - 1) / 4 - r * skew, 0))
+        for k in range(len(norm)):
+            cols["layer"].append(s.layer)
+            cols["unit"].append(k)
+            cols["rho"].append(rho[k])
+            cols["ratio"].append(r[k])
+            cols["measured"].append(float(np.sqrt(np.mean(shift[:, k] ** 2))))
+            cols["predicted"].append(float(pred[k]))
+    return {k: np.asarray(v) for k, v in cols.items()}
+
+
+def nearest_on_segments(points, segments) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from each point (n, 2) to the nearest of ``segments`` (k, 2, 2), and that nearest point.
+
+    Examples
+    --------
+    >>> d, foot = nearest_on_segments([[0.0, 1.0], [3.0, 0.0]], np.array([[[-1.0, 0.0], [1.0, 0.0]]]))
+    >>> d.tolist(), foot.tolist()
+    ([1.0, 2.0], [[0.0, 0.0], [1.0, 0.0]])
+    """
+    pts = check_points(points, 2)
+    seg = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
+    if len(seg) == 0:
+        raise ValueError("need at least one segment (the model has no decision boundary in the box)")
+    p0, d = seg[:, 0], seg[:, 1] - seg[:, 0]
+    dd = np.maximum((d * d).sum(1), 1e-300)
+    q = pts[:, None, :] - p0[None]
+    t = np.clip((q * d[None]).sum(2) / dd[None], 0.0, 1.0)
+    foot = p0[None] + t[..., None] * d[None]  # (n, k, 2)
+    dist = np.linalg.norm(pts[:, None, :] - foot, axis=2)
+    j = dist.argmin(1)
+    rows = np.arange(len(pts))
+    return dist[rows, j], foot[rows, j]
+
+
+def _box_around(X, pad: float = 0.5) -> tuple[float, float, float, float]:
+    lo, hi = X.min(0), X.max(0)
+    w = pad * (hi - lo).max()
+    return (lo[0] - w, hi[0] + w, lo[1] - w, hi[1] + w)
+
+
+def decision_jitter(
+    model: nn.Module, X, batch_size: int, *, n_batches: int = 30, seed: int = 0, box=None
+) -> dict:
+    """The band the decision boundary of a 2-D BN classifier sweeps as the batch changes.
+
+    The reference boundary uses the statistics of all of ``X``. Probes are the points of it
+    nearest to the training points (the part of the boundary that sets the margins). For each
+    of ``n_batches`` batches of ``batch_size`` distinct rows of ``X``, the boundary is recomputed
+    exactly with that batch's statistics (``bnlib.partition(..., batch=B)``) and the distance
+    from every probe to it is recorded.
+
+    Returns
+    -------
+    dict
+        ``distance`` (n_batches, n_probes), ``median`` (per batch), ``width`` (the median of all
+        distances: half the typical width of the band), ``segments`` (list of each batch's
+        boundary segments), ``reference`` (the reference segments).
+    """
+    X = check_points(X, 2, "X")
+    N = _int("batch_size", batch_size, 2)
+    if N > len(X):
+        raise ValueError(f"batch_size {N} exceeds the number of samples {len(X)}")
+    nb = _int("n_batches", n_batches, 1)
+    box = _box_around(X) if box is None else box
+    ref = partition(model, box, batch=X).decision_boundary()
+    _, probes = nearest_on_segments(X, ref)
+    probes = np.unique(probes.round(9), axis=0)
+    rng = np.random.default_rng(seed)
+    dist, segs = [], []
+    for _ in range(nb):
+        B = X[rng.choice(len(X), N, replace=False)]
+        s = partition(model, box, batch=B).decision_boundary()
+        segs.append(s)
+        dist.append(distance_to_segments(probes, s))
+    dist = np.asarray(dist)
+    return {"distance": dist, "median": np.median(dist, axis=1), "width": float(np.median(dist)),
+            "segments": segs, "reference": ref}
+
+
+# ----------------------------------------------------------------------------------------
+# margins
+
+
+def deterministic_copy(model: nn.Module) -> nn.Sequential:
+    """A copy of ``model`` in eval mode without its ``Dropout`` and :class:`BatchNoise` modules.
+
+    Both are the identity at evaluation, so the copy computes the same function as
+    ``model.eval()``, and the rest of bnlib (which reads Linear/BatchNorm1d/activations) can
+    read it.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"model must be a torch.nn.Sequential; got {type(model).__name__}")
+    keep = [copy.deepcopy(m) for m in model if not isinstance(m, (nn.Dropout, BatchNoise))]
+    return nn.Sequential(*keep).eval()
+
+
+def _labels(y, n: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise ValueError(f"y must hold one label per point, shape ({n},); got {y.shape}")
+    return y.astype(np.int64)
+
+
+def exact_margin(model: nn.Module, X, y, *, box=None) -> np.ndarray:
+    """Signed exact distance from each 2-D point to the decision boundary (eval mode).
+
+    Positive where the point is classified as its label ``y``, negative otherwise; ``inf`` if no
+    boundary crosses the box (default: the data's bounding box, padded by half its size).
+
+    Examples
+    --------
+    >>> net = MLP([2, 1], n_classes=1, seed=0)
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); _ = net[0].bias.zero_()
+    ...     _ = net[2].weight.fill_(1.0); _ = net[2].bias.fill_(0.1)
+    >>> exact_margin(net, [[2.0, 0.0], [-0.5, 1.0]], [1, 0]).tolist()   # boundary: 0.1 x = -0.1
+    [3.0, -0.5]
+    """
+    net = deterministic_copy(model)
+    X = check_points(X, 2, "X")
+    y = _labels(y, len(X))
+    part = partition(net, _box_around(X) if box is None else box)
+    d = distance_to_segments(X, part.decision_boundary())
+    return np.where(part.predict(X) == y, d, -d)
+
+
+def local_margin(model: nn.Module, X, y) -> np.ndarray:
+    """Signed local-linear distance to the decision boundary between the label and its rival.
+
+    For a point ``x`` with label ``y`` and runner-up class ``j`` (the highest other output),
+    ``(f_y(x) - f_j(x)) / ||grad (f_y - f_j)(x)||``: the exact distance to where ``f_y = f_j``
+    on the piece of the network that holds ``x``, extended linearly. Negative when ``x`` is
+    misclassified. For one output, ``f`` read as the logit of class 1. Any input dimension.
+    """
+    net = deterministic_copy(model).double()
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or not np.all(np.isfinite(X)):
+        raise ValueError(f"X must be a finite (n, d) array; got shape {X.shape}")
+    y = _labels(y, len(X))
+    x = torch.tensor(X, requires_grad=True)
+    out = net(x)
+    if out.shape[1] == 1:
+        gap = torch.where(torch.as_tensor(y) == 1, out[:, 0], -out[:, 0])
+    else:
+        yt = torch.as_tensor(y)
+        own = out.gather(1, yt[:, None])[:, 0]
+        others = out.clone()
+        others[torch.arange(len(X)), yt] = -torch.inf
+        gap = own - others.max(1).values
+    (grad,) = torch.autograd.grad(gap.sum(), x)  # rows are independent: one backward pass
+    norm = grad.norm(dim=1).detach().numpy()
+    g = gap.detach().numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 0, g / np.where(norm > 0, norm, 1.0), np.sign(g) * np.inf)
+
+
+# ----------------------------------------------------------------------------------------
+# noise without BN
+
+
+class BatchNoise(nn.Module):
+    """BN's mini-batch noise without BN: a random shift and scale per unit at every training step.
+
+    BN with a batch of ``N`` computes ``(u - mu_B) / sigma_B``; written with the population's
+    mean ``m`` and spread ``s`` of the unit's pre-activation ``u``, that is
+    ``(u_hat - a) / b`` with ``u_hat = (u - m) / s``, ``a = (mu_B - m) / s`` and
+    ``b = sigma_B / s``. For Gaussian ``u``, ``a ~ normal(0, 1 / N)`` and ``N b^2 ~ chi^2_{N-1}``,
+    independent. This layer does the same to an un-normalised pre-activation ``h``: in training it
+    returns ``m + (h - m - a s) / b`` with fresh ``a, b`` per unit and per step (one draw for the
+    whole batch, as BN's statistics are shared by the batch), ``m`` and ``s`` tracked as running
+    averages like BN's running statistics; in eval mode it is the identity.
+
+    Parameters
+    ----------
+    num_features
+        Units of the layer.
+    batch_size
+        The ``N`` whose batch-statistics noise is imitated; ``None`` for no noise (identity).
+    momentum
+        Of the running mean and spread (as ``BatchNorm1d``'s).
+    seed
+        Seed of the layer's own ``torch.Generator``.
+
+    Examples
+    --------
+    >>> layer = BatchNoise(3, batch_size=None)
+    >>> h = torch.randn(5, 3)
+    >>> bool(torch.equal(layer(h), h))
+    True
+    """
+
+    def __init__(self, num_features: int, batch_size: int | None, *, momentum: float = 0.1, seed: int = 0):
+        super().__init__()
+        self.num_features = _int("num_features", num_features, 1)
+        self.batch_size = None if batch_size is None else _int("batch_size", batch_size, 2)
+        if not 0 < momentum <= 1:
+            raise ValueError(f"momentum must be in (0, 1]; got {momentum}")
+        self.momentum = float(momentum)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.register_buffer("running_mean", torch.zeros(self.num_features))
+        self.register_buffer("running_std", torch.ones(self.num_features))
+        self.register_buffer("started", torch.zeros((), dtype=torch.bool))
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, batch_size={self.batch_size}"
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if h.ndim != 2 or h.shape[1] != self.num_features:
+            raise ValueError(f"BatchNoise expects (n, {self.num_features}) inputs; got {tuple(h.shape)}")
+        if not self.training or self.batch_size is None:
+            return h
+        with torch.no_grad():
+            dtype = self.running_mean.dtype
+            mean, std = h.mean(0).to(dtype), h.std(0, unbiased=False).to(dtype)
+            if len(h) < 2:
+                std = self.running_std
+            if not bool(self.started):
+                self.running_mean.copy_(mean)
+                self.running_std.copy_(std)
+                self.started.fill_(True)
+            else:
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_std.lerp_(std, self.momentum)
+            N = self.batch_size
+            a = torch.randn(self.num_features, generator=self.generator, dtype=torch.float64) / N**0.5
+            # torch's Chi2 sampler takes no generator: sum squared normals from our own
+            b = (_chi2(N - 1, self.num_features, self.generator) / N).sqrt()
+            m = self.running_mean.to(h.dtype)
+            shift = m + a.to(h.dtype) * self.running_std.to(h.dtype)
+        return m + (h - shift) / b.to(h.dtype)
+
+
+def _chi2(dof: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Chi-square variates with ``dof`` degrees of freedom: sums of squared standard normals."""
+    z = torch.randn(size, dof, generator=generator, dtype=torch.float64)
+    return (z * z).sum(1)
+
+
+ARMS = ("plain", "bn", "dropout", "noise")
+"""The arms of the margin experiment: no normalisation; BN; dropout after every hidden
+activation; :class:`BatchNoise` after every hidden Linear (no BN)."""
+
+
+def build_network(
+    arm: str,
+    widths: Sequence[int],
+    *,
+    n_classes: int,
+    seed: int = 0,
+    negative_slope: float = 0.1,
+    dropout: float = 0.1,
+    noise_batch_size: int | None = None,
+) -> nn.Sequential:
+    """One arm of the experiment, with the same Linear weights for every arm at one ``seed``.
+
+    Examples
+    --------
+    >>> [type(m).__name__ for m in build_network("noise", [2, 4], n_classes=1, noise_batch_size=8)]
+    ['Linear', 'BatchNoise', 'LeakyReLU', 'Linear']
+    """
+    if arm not in ARMS:
+        raise ValueError(f"arm must be one of {ARMS}; got {arm!r}")
+    net = MLP(widths, batchnorm=arm == "bn", negative_slope=negative_slope, n_classes=n_classes, seed=seed)
+    if arm in ("plain", "bn"):
+        return net
+    mods = list(net)
+    out = []
+    for i, m in enumerate(mods):
+        last_linear = i == len(mods) - 1
+        if arm == "noise" and isinstance(m, nn.Linear) and not last_linear:
+            out += [m, BatchNoise(m.out_features, noise_batch_size, seed=seed * 1000 + i)]
+        elif arm == "dropout" and isinstance(m, (nn.ReLU, nn.LeakyReLU)):
+            if not 0 <= dropout < 1:
+                raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+            out += [m, nn.Dropout(dropout)]
+        else:
+            out.append(m)
+    return nn.Sequential(*out)
+
+
+def train_steps(
+    model: nn.Module,
+    X,
+    y,
+    *,
+    steps: int,
+    batch_size: int | None,
+    lr: float = 3e-3,
+    optimizer: str = "adam",
+    seed: int = 0,
+) -> nn.Module:
+    """Train ``model`` in place for exactly ``steps`` steps of ``batch_size`` (None: full batch).
+
+    Batches are consecutive slices of a fresh seeded permutation each epoch, the last
+    incomplete one dropped, so every step sees exactly ``batch_size`` samples. Dropout and
+    :class:`BatchNoise` draw from torch's global generator and their own, both seeded here.
+    """
+    Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    n = len(Xt)
+    if Xt.ndim != 2 or len(yt) != n or not torch.isfinite(Xt).all():
+        raise ValueError(f"X must be a finite (n, d) array with one label per row; got {tuple(Xt.shape)}, {tuple(yt.shape)}")
+    bs = n if batch_size is None else _int("batch_size", batch_size, 2)
+    if bs > n:
+        raise ValueError(f"batch_size {bs} exceeds the number of samples {n}")
+    steps = _int("steps", steps, 0)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    done = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # dropout's masks
+        while done < steps:
+            order = torch.randperm(n, generator=gen)
+            for start in range(0, n - bs + 1, bs):
+                if done == steps:
+                    break
+                idx = order[start : start + bs]
+                opt.zero_grad()
+                _loss_fn(model(Xt[idx]), yt[idx]).backward()
+                opt.step()
+                done += 1
+    model.eval()
+    return model
+
+
+def margin_experiment(
+    X,
+    y,
+    X_test,
+    y_test,
+    *,
+    widths: Sequence[int],
+    arms: Sequence[str] = ("plain", "bn"),
+    batch_sizes: Sequence[int | None] = (8, 32, None),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    steps: int = 500,
+    lr: float = 3e-3,
+    optimizer: str = "adam",
+    margin: str = "exact",
+    noise_batch_size: int | None = None,
+    dropout: float = 0.1,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Train every (arm, batch size, seed) for the same number of steps; measure margins and accuracy.
+
+    Parameters
+    ----------
+    margin
+        ``"exact"`` (2-D inputs: :func:`exact_margin`) or ``"local"`` (:func:`local_margin`).
+    noise_batch_size
+        ``N`` of the ``"noise"`` arm's :class:`BatchNoise`; None: the training batch size (the
+        noise BN would have at that batch size).
+
+    Returns
+    -------
+    dict of numpy arrays, one row per run
+        ``arm``, ``batch_size`` (0 for full batch), ``seed``, ``margin`` (median signed margin
+        over the training points, divided by the data's RMS radius), ``train_accuracy``,
+        ``test_accuracy``.
+
+    Examples
+    --------
+    >>> from bnlib import data
+    >>> X, y = data.moons(64, seed=0)
+    >>> t = margin_experiment(X, y, X, y, widths=[2, 8], batch_sizes=[16], seeds=[0], steps=30, progress=False)
+    >>> t["arm"].tolist(), t["batch_size"].tolist()
+    (['plain', 'bn'], [16, 16])
+    """
+    X, X_test = np.asarray(X, dtype=np.float64), np.asarray(X_test, dtype=np.float64)
+    y, y_test = np.asarray(y), np.asarray(y_test)
+    if margin not in ("exact", "local"):
+        raise ValueError(f"margin must be 'exact' or 'local'; got {margin!r}")
+    for a in arms:
+        if a not in ARMS:
+            raise ValueError(f"arm must be one of {ARMS}; got {a!r}")
+    if not len(seeds):
+        raise ValueError("seeds must list at least one seed")
+    n_classes = 1 if len(np.unique(y)) == 2 else int(y.max()) + 1
+    radius = rms_radius(X)
+    cols: dict[str, list] = {k: [] for k in ("arm", "batch_size", "seed", "margin", "train_accuracy", "test_accuracy")}
+    runs = [(b, a, s) for b in batch_sizes for a in arms for s in seeds]
+    for bs, arm, seed in tqdm(runs, desc="networks", disable=not progress, bar_format=_BAR):
+        nbs = noise_batch_size if noise_batch_size is not None else (bs if bs is not None else len(X))
+        net = build_network(arm, widths, n_classes=n_classes, seed=int(seed), dropout=dropout,
+                            noise_batch_size=min(nbs, len(X)))
+        train_steps(net, X, y, steps=steps, batch_size=bs, lr=lr, optimizer=optimizer, seed=int(seed))
+        m = exact_margin(net, X, y) if margin == "exact" else local_margin(net, X, y)
+        cols["arm"].append(arm)
+        cols["batch_size"].append(0 if bs is None else int(bs))
+        cols["seed"].append(int(seed))
+        cols["margin"].append(float(np.median(m)) / radius)
+        cols["train_accuracy"].append(accuracy(net, X, y))
+        cols["test_accuracy"].append(accuracy(net, X_test, y_test))
+    return {k: np.asarray(v) for k, v in cols.items()}
