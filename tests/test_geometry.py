@@ -1,0 +1,555 @@
+"""Unit tests of bnlib.geometry (and the chapter-2 frame function in bnlib.frames).
+
+Expected values come from independent oracles: torch's own BatchNorm1d in training mode and
+autograd (float64 deep copies, tests/_oracles.py), scipy's optimisers for projections and
+least-squares offsets, the exact partition's segment geometry (Partition.crossings, locate,
+areas) and Monte Carlo sampling. No expected value is copied from bnlib.geometry.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from scipy import optimize, stats  # noqa: E402
+from scipy.linalg import null_space  # noqa: E402
+from torch import nn  # noqa: E402
+
+import bnlib  # noqa: E402
+from bnlib import geometry as g  # noqa: E402
+from bnlib.frames import BN_EXPLORER_BOX, bn_explorer_frame, explorer_data  # noqa: E402
+from _oracles import TorchOracle, cluster, uniform  # noqa: E402
+
+
+def _bn_net(widths, seed, *, random_affine=True):
+    """A BN MLP whose gamma/beta are random (so that the tests do not lean on gamma=1, beta=0)."""
+    net = bnlib.MLP(widths, batchnorm=True, seed=seed)
+    if random_affine:
+        gen = torch.Generator().manual_seed(1000 + seed)
+        with torch.no_grad():
+            for m in net:
+                if isinstance(m, nn.BatchNorm1d):
+                    m.weight.copy_(torch.rand(m.num_features, generator=gen) * 1.5 + 0.5)
+                    m.bias.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+    return net
+
+
+def _linear_bn_pairs(model):
+    mods = list(model)
+    return [(mods[i], mods[i + 1]) for i in range(len(mods) - 1)
+            if isinstance(mods[i], nn.Linear) and isinstance(mods[i + 1], nn.BatchNorm1d)]
+
+
+def _train_mode_bn_io(model, X):
+    """(input, output) of every BatchNorm1d in a float64 train-mode torch forward pass of X."""
+    m = copy.deepcopy(model).double().train()
+    io = []
+    for bn in m.modules():
+        if isinstance(bn, nn.BatchNorm1d):
+            bn.register_forward_hook(lambda mod, inp, out: io.append((inp[0].detach().numpy(), out.detach().numpy())))
+    with torch.no_grad():
+        m(torch.as_tensor(X, dtype=torch.float64))
+    return io
+
+
+# ----------------------------------------------------------------------------------------
+# Hyperplanes
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_distance_matches_brute_force_projection(d):
+    rng = np.random.default_rng(d)
+    normal, offset = rng.normal(size=(3, d)), rng.normal(size=3)
+    H = g.Hyperplanes(normal, offset)
+    Z = rng.normal(size=(6, d)) * 2
+    got = H.distance(Z)
+    for k in range(3):
+        p0 = normal[k] * offset[k] / (normal[k] @ normal[k])  # one point of the hyperplane
+        basis = null_space(normal[k][None])               # directions inside it
+        for i, z in enumerate(Z):
+            res = optimize.minimize(lambda s: np.sum((p0 + basis @ s - z) ** 2), np.zeros(d - 1), tol=1e-14)
+            assert got[i, k] == pytest.approx(np.sqrt(res.fun), abs=1e-6)
+
+
+def test_signed_distance_sign_and_projection():
+    rng = np.random.default_rng(0)
+    H = g.Hyperplanes(rng.normal(size=(4, 3)), rng.normal(size=4))
+    Z = rng.normal(size=(10, 3))
+    P = H.project(Z)  # (n, k, d)
+    on_plane = np.einsum("nkd,kd->nk", P, H.normal) - H.offset
+    assert np.allclose(on_plane, 0, atol=1e-12)
+    assert np.allclose(np.linalg.norm(P - Z[:, None], axis=2), H.distance(Z))
+    side = np.sign(Z @ H.normal.T - H.offset)
+    assert np.array_equal(np.sign(H.signed_distance(Z)), side)
+
+
+def test_hyperplanes_zero_preactivation_in_torch_for_every_layer():
+    X = cluster(128, seed=3)
+    net = _bn_net([2, 5, 4, 3], seed=3)
+    oracle = TorchOracle(net, batch=X)  # frozen at the batch statistics torch's train mode computes
+    layers = list(oracle.model)
+    for layer in (1, 2, 3):
+        H = g.hyperplanes(net, layer, batch=X)
+        Z = g.layer_inputs(net, X[:7], layer, batch=X)
+        P = H.project(Z).reshape(-1, Z.shape[1])  # feet of the perpendiculars, every unit
+        sub = nn.Sequential(*layers[3 * (layer - 1): 3 * (layer - 1) + 2])  # Linear, BN (eval)
+        with torch.no_grad():
+            h = sub(torch.as_tensor(P)).numpy().reshape(len(Z), len(H), -1)
+        k = np.arange(len(H))
+        assert np.allclose(h[:, k, k], 0, atol=1e-9), f"layer {layer}"
+
+
+def test_hyperplanes_bad_input():
+    with pytest.raises(ValueError, match="non-zero normal"):
+        g.Hyperplanes(np.zeros((1, 2)), np.zeros(1))
+    with pytest.raises(ValueError, match="between 1 and 2"):
+        g.hyperplanes(bnlib.MLP([2, 3, 3], seed=0), 3)
+    with pytest.raises(ValueError, match="shape"):
+        g.Hyperplanes(np.ones((1, 2)), np.zeros(1)).distance(np.ones((3, 3)))
+
+
+# ----------------------------------------------------------------------------------------
+# batch statistics
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batch_statistics_match_torch_batchnorm_training_mode(seed):
+    X = cluster(50, seed=seed) * 3 - 1
+    net = _bn_net([2, 6, 5, 4], seed=seed)
+    stats_ = g.batch_statistics(net, X)
+    io = _train_mode_bn_io(net, X)
+    assert len(stats_) == len(io) == 3
+    for s, (bn_in, bn_out), (lin, bn) in zip(stats_, io, _linear_bn_pairs(net)):
+        c = lin.bias.detach().double().numpy()
+        assert np.allclose(s.mu + c, bn_in.mean(0), atol=1e-10)
+        assert np.allclose(s.var, bn_in.var(0), atol=1e-10)          # numpy's var is biased
+        assert np.allclose(s.sigma, np.sqrt(bn_in.var(0) + bn.eps))
+        assert np.allclose(s.output(s.inputs), bn_out, atol=1e-9)
+        assert np.allclose(s.bias, c) and s.eps == bn.eps
+        # torch's running_var (momentum 1) is the unbiased variance: ours is the biased one
+        n = len(X)
+        assert np.allclose(s.var * n / (n - 1), np.var(bn_in, axis=0, ddof=1))
+
+
+def test_batch_statistics_bias_drops_out():
+    X = cluster(40, seed=5)
+    net = _bn_net([2, 4, 4], seed=5)
+    other = copy.deepcopy(net)
+    with torch.no_grad():
+        for m in other:
+            if isinstance(m, nn.Linear):
+                m.bias.add_(3.0)
+    for a, b in zip(g.batch_statistics(net, X), g.batch_statistics(other, X)):
+        assert np.allclose(a.output(a.inputs), b.output(b.inputs), atol=1e-10)
+        assert np.allclose(a.mu, b.mu) and not np.allclose(a.bias, b.bias)
+
+
+def test_least_squares_facts_against_scipy():
+    X = cluster(80, seed=7)
+    for s in g.batch_statistics(_bn_net([2, 5, 5], seed=7), X):
+        norms = np.linalg.norm(s.weight, axis=1)
+        for k in range(len(s.mu)):
+            w = s.weight[k]
+            cost = lambda m: np.sum(((s.inputs @ w - m) / norms[k]) ** 2)  # noqa: E731
+            best = optimize.minimize_scalar(cost, tol=1e-12).x
+            assert best == pytest.approx(s.mu[k], rel=1e-6, abs=1e-8)
+        H0 = g.Hyperplanes(s.weight, s.mu)  # beta = 0: through the centroid
+        assert np.allclose(H0.signed_distance([s.inputs.mean(0)]), 0, atol=1e-10)
+        rms = np.sqrt((H0.distance(s.inputs) ** 2).mean(0))
+        assert np.allclose(np.sqrt(s.var), norms * rms)
+        # the BN hyperplane sits -beta/gamma data-spread units (sigma / ||w||) from the centroid
+        shift = s.hyperplanes().signed_distance([s.inputs.mean(0)])[0]
+        assert np.allclose(shift, s.beta / s.gamma * s.sigma / norms)
+
+
+def test_batch_statistics_bad_input():
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        g.batch_statistics(bnlib.MLP([2, 3], seed=0), cluster(10))
+    with pytest.raises(ValueError, match="at least 2"):
+        g.batch_statistics(bnlib.MLP([2, 3], batchnorm=True, seed=0), cluster(1))
+    with pytest.raises(ValueError, match="torch.nn.Module"):
+        g.batch_statistics([1, 2], cluster(10))
+    with pytest.raises(ValueError, match="NaN"):
+        g.batch_statistics(bnlib.MLP([2, 3], batchnorm=True, seed=0), np.full((4, 2), np.nan))
+
+
+# ----------------------------------------------------------------------------------------
+# distances in input space
+
+
+def _autograd_local(model, batch, X, layer):
+    """Pre-activations and their input gradients for hidden layer ``layer``, by torch autograd."""
+    oracle = TorchOracle(model, batch=batch)
+    x = torch.as_tensor(X, dtype=torch.float64).requires_grad_(True)
+    pre = []
+    hooks = [m.register_forward_pre_hook(lambda mod, inp: pre.append(inp[0]))
+             for m in oracle.model.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    oracle.model(x)
+    for hk in hooks:
+        hk.remove()
+    h = pre[layer - 1]
+    grads = np.zeros(tuple(h.shape) + (x.shape[1],))
+    for k in range(h.shape[1]):
+        (grad,) = torch.autograd.grad(h[:, k].sum(), x, retain_graph=True)
+        grads[:, k] = grad.numpy()
+    return h.detach().numpy(), grads
+
+
+@pytest.mark.parametrize("d, bn", [(2, True), (2, False), (9, True)])
+def test_local_distance_matches_autograd(d, bn):
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(60, d)) + 1.0
+    net = _bn_net([d, 6, 5, 4], seed=d) if bn else bnlib.MLP([d, 6, 5, 4], seed=d)
+    batch = X if bn else None
+    for layer in (1, 2, 3):
+        h_want, grad_want = _autograd_local(net, batch, X[:20], layer)
+        h, grad = g.local_affine(net, X[:20], layer, batch=batch)
+        assert np.allclose(h, h_want, atol=1e-10) and np.allclose(grad, grad_want, atol=1e-10)
+        got = g.local_distance(net, X[:20], layer, batch=batch)
+        assert np.allclose(got, np.abs(h_want) / np.linalg.norm(grad_want, axis=2), rtol=1e-8)
+
+
+def test_local_distance_and_exact_distance():
+    """<= where the foot of the perpendicular lies in x's region; == where the ball does too."""
+    X = cluster(200, seed=11)
+    net = bnlib.MLP([2, 6, 6, 6], batchnorm=True, seed=11)
+    box = (-2, 5, -2, 4)
+    part = bnlib.partition(net, box, batch=X)
+    n_equal = n_below = 0
+    for layer in (2, 3):
+        loc = g.local_distance(part.layers, X, layer)
+        seg = part.boundaries(layer)
+        earlier = np.min([part.distance_to_boundary(X, j) for j in range(1, layer)], axis=0)
+        to_box = np.min(np.abs(X[:, [0, 0, 1, 1]] - np.array(box)), axis=1)
+        own = g.activation_patterns(part.layers, X, layer=layer - 1)
+        unit_exact = g.unit_distance(part, X, layer)
+        for k in range(loc.shape[1]):
+            pts = seg.points[seg.unit == k]
+            exact = np.array([_dist(x, pts) for x in X])
+            assert np.allclose(unit_exact[:, k], exact)
+            ball_inside = loc[:, k] < np.minimum(earlier, to_box)
+            assert np.allclose(exact[ball_inside], loc[ball_inside, k], rtol=1e-7, atol=1e-12)
+            n_equal += ball_inside.sum()
+            # the foot of the perpendicular to the local line, by autograd-free finite geometry
+            eps = 1e-6
+            grad = np.stack([(g.layer_inputs(part.layers, X + eps * e, layer) @ part.layers[layer - 1].W[k]
+                              - g.layer_inputs(part.layers, X - eps * e, layer) @ part.layers[layer - 1].W[k]) / (2 * eps)
+                             for e in np.eye(2)], axis=1)
+            h = g.layer_inputs(part.layers, X, layer) @ part.layers[layer - 1].W[k] + part.layers[layer - 1].b[k]
+            foot = X - (h / (grad**2).sum(1))[:, None] * grad
+            same = (g.activation_patterns(part.layers, foot, layer=layer - 1) == own).all(1)
+            same &= (foot[:, 0] > box[0]) & (foot[:, 0] < box[1]) & (foot[:, 1] > box[2]) & (foot[:, 1] < box[3])
+            assert np.all(exact[same] <= loc[same, k] * (1 + 1e-6) + 1e-9)
+            n_below += same.sum()
+    assert n_equal > 50 and n_below > n_equal
+
+
+def _dist(x, pts):
+    """Brute-force distance from x to segments (k, 2, 2): nearest of perpendicular foot / ends."""
+    best = np.inf
+    for a, b in pts:
+        d = b - a
+        t = min(1.0, max(0.0, float(np.dot(x - a, d) / np.dot(d, d))))
+        best = min(best, float(np.hypot(*(x - a - t * d))))
+    return best
+
+
+def test_ray_distance_matches_partition_crossings():
+    X = cluster(100, seed=2)
+    rng = np.random.default_rng(2)
+    for bn in (False, True):
+        net = bnlib.MLP([2, 6, 6, 6], batchnorm=bn, seed=4)
+        box = (-30, 30, -30, 30)
+        part = bnlib.partition(net, box, batch=X if bn else None)
+        U = rng.normal(size=(40, 2))
+        U /= np.linalg.norm(U, axis=1, keepdims=True)
+        P = X[:40]
+        for layer in (1, 2, 3):
+            got = g.ray_distance(net, P, U, layer=layer, batch=X if bn else None)
+            for i in range(40):
+                end = P[i] + 20 * U[i]  # stays inside the box
+                ts = np.concatenate([part.crossings(P[i], end, layer=j) for j in range(1, layer + 1)])
+                if len(ts):
+                    assert got[i] == pytest.approx(20 * ts.min(), rel=1e-7, abs=1e-9), (bn, layer, i)
+                else:
+                    assert got[i] >= 20 * (1 - 1e-9), (bn, layer, i)
+
+
+def test_ray_distance_high_dimension_pattern_changes_there():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(30, 12))
+    net = _bn_net([12, 8, 8], seed=0)
+    oracle = TorchOracle(net, batch=X)
+    U = rng.normal(size=X.shape)
+    t = g.ray_distance(net, X, U, batch=X)
+    V = U / np.linalg.norm(U, axis=1, keepdims=True)
+    for i in range(len(X)):
+        ts = np.linspace(0, t[i] * (1 - 1e-7), 50)
+        before = oracle.pattern(X[i] + ts[:, None] * V[i])
+        assert (before == before[0]).all(), "a boundary before the reported one"
+        after = oracle.pattern((X[i] + t[i] * (1 + 1e-6) * V[i])[None])
+        assert not (after[0] == before[0]).all(), "no boundary at the reported distance"
+
+
+def test_ray_distance_bad_input():
+    net = bnlib.MLP([2, 3], seed=0)
+    with pytest.raises(ValueError, match="one direction per point"):
+        g.ray_distance(net, np.zeros((3, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="non-zero"):
+        g.ray_distance(net, np.zeros((1, 2)), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        g.ray_distance(net, np.zeros((1, 3)), np.ones((1, 3)))
+
+
+def test_regions_hit_matches_locate():
+    X = cluster(300, seed=9)
+    net = bnlib.MLP([2, 5, 5], batchnorm=True, seed=9)
+    box = (-2, 5, -2, 4)
+    part = bnlib.partition(net, box, batch=X)
+    P = uniform(box, 2000, seed=1)
+    assert g.regions_hit(net, P, batch=X) == len(np.unique(part.locate(P)))
+    assert g.regions_hit(part.layers, P) == len({row.tobytes() for row in TorchOracle(net, X).pattern(P)})
+
+
+def test_quantization_error_against_kmeans_objective():
+    X = cluster(150, seed=4)
+    net = bnlib.MLP([2, 4, 4], batchnorm=True, seed=4)
+    part = bnlib.partition(net, (-3, 6, -3, 5), batch=X)
+    cell = part.locate(X)
+    within = sum(((X[cell == c] - X[cell == c].mean(0)) ** 2).sum() for c in np.unique(cell))
+    want = within / ((X - X.mean(0)) ** 2).sum()
+    assert g.quantization_error(net, X, batch=X) == pytest.approx(want)
+    assert g.quantization_error(net, X, batch=X, layer=1) >= g.quantization_error(net, X, batch=X) - 1e-12
+
+
+# ----------------------------------------------------------------------------------------
+# ellipse and region density
+
+
+def test_ellipse_from_data_coverage_area_and_samples():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40000, 2)) @ np.array([[1.0, 0.4], [0.0, 0.3]]) + [2, -1]
+    E = g.Ellipse.from_data(X, coverage=0.8)
+    assert E.contains(X).mean() == pytest.approx(0.8, abs=0.01)
+    assert E.q**2 == pytest.approx(stats.chi2.ppf(0.8, 2))
+    S = E.sample(20000, seed=1)
+    assert E.contains(S).all()
+    # uniform: the fraction in the inner half-scale ellipse is 1/4
+    inner = g.Ellipse(E.center, E.cov, E.q / 2)
+    assert inner.contains(S).mean() == pytest.approx(0.25, abs=0.01)
+    # area against Monte Carlo in the bounding box
+    lo, hi = E.polygon().min(0), E.polygon().max(0)
+    U = rng.uniform(lo, hi, size=(200000, 2))
+    assert E.area == pytest.approx(E.contains(U).mean() * np.prod(hi - lo), rel=0.01)
+
+
+def test_disk_polygon_intersection_special_cases():
+    def areas(polys):
+        V, nxt, starts, _ = g._ragged([np.asarray(p, float) for p in polys])
+        return g._disk_polygon_areas(V, nxt, starts)
+
+    big = [[-2, -2], [2, -2], [2, 2], [-2, 2]]
+    half = [[0, -2], [2, -2], [2, 2], [0, 2]]
+    small = [[-0.3, -0.2], [0.4, -0.1], [0.1, 0.5]]
+    away = [[3, 3], [4, 3], [4, 4]]
+    got = areas([big, half, small, away])
+    tri = 0.5 * abs((0.4 + 0.3) * (0.5 + 0.2) - (-0.1 + 0.2) * (0.1 + 0.3))
+    assert np.allclose(got, [np.pi, np.pi / 2, tri, 0.0])
+
+
+def test_region_density_against_locate_on_sampled_points():
+    X = cluster(200, seed=6)
+    net = bnlib.MLP([2, 6, 6], batchnorm=True, seed=6)
+    box = (-3, 6, -3, 5)
+    part = bnlib.partition(net, box, batch=X)
+    E = g.Ellipse.from_data(X)
+    d = g.region_density(part, E)
+    P = uniform(box, 400000, seed=2)
+    cell = part.locate(P)
+    inside = E.contains(P)
+    # each region's share inside the ellipse, by sampling (regions hit often enough)
+    hits = np.bincount(cell, minlength=part.n_regions)
+    hits_in = np.bincount(cell[inside], minlength=part.n_regions)
+    often = hits >= 2000
+    share = hits_in[often] / hits[often]
+    # small regions: wholly inside when all their vertices are (the ellipse is convex)
+    V = part.polygons
+    whole = np.array([E.contains(v).all() for v in V])
+    fraction = np.where(often, 0.0, whole.astype(float))
+    fraction[often] = share
+    certain = often | whole
+    tol = 4 * np.sqrt(0.25 / np.maximum(hits, 1)) + 1e-12
+    # the shared count inside must match the sampled shares (regions too small to sample and
+    # not wholly inside are left open: they may add up to their number)
+    assert d["inside"] + d["outside"] == pytest.approx(part.n_regions)
+    assert d["area_inside"] == pytest.approx(inside.mean() * 72.0, rel=0.01)
+    assert d["density_inside"] * d["area_inside"] == pytest.approx(d["inside"])
+    n_certain_inside = fraction[certain].sum()
+    slack = tol[often].sum()
+    assert n_certain_inside - slack <= d["inside"] <= n_certain_inside + slack + (~certain).sum()
+    assert d["meeting"] >= len(np.unique(cell[inside]))
+    assert d["meeting"] >= whole.sum()
+
+
+def test_region_density_share_of_each_region():
+    """Region by region, the exact share inside the ellipse against sampling inside the region."""
+    X = cluster(200, seed=8)
+    part = bnlib.partition(bnlib.MLP([2, 6, 6], batchnorm=True, seed=8), (-3, 6, -3, 5), batch=X)
+    E = g.Ellipse.from_data(X)
+    V, nxt, starts, owner = g._ragged(part.polygons)
+    exact = g._disk_polygon_areas(E.whiten(V), nxt, starts) * E.q**2 * np.sqrt(np.linalg.det(E.cov))
+    rng = np.random.default_rng(0)
+    for r in np.argsort(part.areas())[::-1][:15]:   # the 15 largest regions
+        poly = part.polygons[r]
+        lo, hi = poly.min(0), poly.max(0)
+        S = rng.uniform(lo, hi, size=(40000, 2))
+        mine = part.locate(S) == r
+        mc = (mine & E.contains(S)).mean() * np.prod(hi - lo)
+        assert exact[r] == pytest.approx(mc, abs=4 * np.sqrt(mine.mean() / 40000) * np.prod(hi - lo) + 1e-9)
+
+
+def test_region_density_layer_and_bad_input():
+    X = cluster(100, seed=1)
+    part = bnlib.partition(bnlib.MLP([2, 4, 4], seed=1), (-3, 6, -3, 5))
+    E = g.Ellipse.from_data(X)
+    assert g.region_density(part, E, layer=1)["regions"] == len(part.regions(1))
+    with pytest.raises(ValueError, match="Partition"):
+        g.region_density("no", E)
+    with pytest.raises(ValueError, match="Ellipse"):
+        g.region_density(part, (0, 0, 1))
+    with pytest.raises(ValueError, match="positive-definite"):
+        g.Ellipse(np.zeros(2), np.diag([1.0, -1.0]), 1.0)
+    with pytest.raises(ValueError, match="coverage"):
+        g.Ellipse.from_data(X, coverage=1.5)
+
+
+# ----------------------------------------------------------------------------------------
+# experiments and summaries
+
+
+def test_layer_experiment_deterministic_and_consistent():
+    X = cluster(60, seed=0)
+    kw = dict(depth=3, width=4, seeds=[0, 1, 2], progress=False, n_points=30)
+    a, b = g.layer_experiment(X, **kw), g.layer_experiment(X, **kw)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert len(a["seed"]) == 2 * 3 * 3
+    net = bnlib.MLP([2, 4, 4, 4], batchnorm=True, seed=1)
+    part = bnlib.partition(net, (-3.0, 6.0, -3.0, 5.0), batch=X)
+    row = (a["batchnorm"]) & (a["seed"] == 1) & (a["layer"] == 2)
+    want = np.median(np.minimum(part.distance_to_boundary(X[:30], 1), part.distance_to_boundary(X[:30], 2)))
+    assert a["distance"][row][0] == pytest.approx(want)
+    assert a["regions"][row][0] == len(part.regions(2))
+
+
+def test_shift_scale_experiment_bn_follows_the_data_exactly():
+    X = cluster(80, seed=3)
+    t = g.shift_scale_experiment(X, shifts=[0, 3, 9], scales=[0.5, 4], seeds=[0, 1], n_probe=200, progress=False)
+    for seed in (0, 1):
+        bn = t["batchnorm"] & (t["seed"] == seed)
+        # exact up to BN's eps, which moves a few boundaries slightly (exact test below)
+        assert np.ptp(t["regions"][bn]) <= 0.05 * t["regions"][bn].mean()
+        assert np.ptp(t["distance"][bn]) < 0.1 * t["distance"][bn].mean()
+        assert np.ptp(t["regions"][~bn & (t["seed"] == seed)]) > 0
+    again = g.shift_scale_experiment(X, shifts=[0, 3, 9], scales=[0.5, 4], seeds=[0, 1], n_probe=200, progress=False)
+    assert all(np.array_equal(t[k], again[k]) for k in t)
+    with pytest.raises(ValueError, match="shifts"):
+        g.shift_scale_experiment(X, shifts=[-1], seeds=[0], progress=False)
+    with pytest.raises(ValueError, match="scales"):
+        g.shift_scale_experiment(X, scales=[0], seeds=[0], progress=False)
+
+
+@pytest.mark.parametrize("scale, shift", [(0.3, (5.0, -2.0)), (4.0, (-1.0, 0.5))])
+def test_bn_partition_moves_and_scales_with_the_data_without_eps(scale, shift):
+    X = cluster(120, seed=2)
+    net = bnlib.MLP([2, 6, 6, 6], batchnorm=True, seed=2)
+    for m in net:
+        if isinstance(m, nn.BatchNorm1d):
+            m.eps = 1e-30  # torch refuses 0 in training mode; this is 0 in float64 next to the variances
+    box = np.array([-2.0, 5.0, -2.0, 4.0])
+    moved_box = np.r_[box[:2] * scale + shift[0], box[2:] * scale + shift[1]]
+    Y = X * scale + np.array(shift)
+    a = bnlib.partition(net, box, batch=X)
+    b = bnlib.partition(net, moved_box, batch=Y)
+    assert a.n_regions == b.n_regions
+    assert np.allclose(np.sort(b.areas()), np.sort(a.areas()) * scale**2, rtol=1e-6, atol=1e-12)
+    P = uniform(tuple(box), 500, seed=3)
+    assert np.allclose(b.distance_to_boundary(P * scale + shift), a.distance_to_boundary(P) * scale, rtol=1e-6)
+    assert np.array_equal(TorchOracle(net, X).pattern(P), TorchOracle(net, Y).pattern(P * scale + shift))
+
+
+def test_digits_experiment_bn_centres_every_hyperplane():
+    X = np.random.default_rng(0).uniform(size=(120, 16))
+    t = g.digits_experiment(X, widths=[8, 8], seeds=[0, 1], n_points=30, progress=False)
+    bn = t["batchnorm"]
+    assert np.allclose(t["offset"][bn], 0, atol=1e-9) and np.all(t["cut"][bn] == 1)
+    assert np.all(t["offset"][~bn] > 0)
+    again = g.digits_experiment(X, widths=[8, 8], seeds=[0, 1], n_points=30, progress=False)
+    assert all(np.array_equal(t[k], again[k]) for k in t)
+    with pytest.raises(ValueError, match="seeds"):
+        g.digits_experiment(X, seeds=[], progress=False)
+
+
+def test_mean_interval_matches_scipy():
+    v = np.random.default_rng(0).normal(size=37)
+    m, lo, hi = g.mean_interval(v, level=0.9)
+    want = stats.t.interval(0.9, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    assert (lo, hi) == pytest.approx(want) and m == pytest.approx(v.mean())
+    with pytest.raises(ValueError, match="finite"):
+        g.mean_interval([1.0, np.inf])
+    with pytest.raises(ValueError, match="at least 2"):
+        g.mean_interval([1.0])
+
+
+def test_summarize_interval_groups():
+    t = {"a": np.array([0, 0, 1, 1, 1, 1]), "b": np.array([1, 1, 2, 2, 1, 1]), "v": np.arange(6.0)}
+    s = g.summarize_interval(t, "v", by=["a", "b"])
+    assert s["a"].tolist() == [0, 1, 1] and s["b"].tolist() == [1, 1, 2]
+    assert s["n"].tolist() == [2, 2, 2] and s["mean"].tolist() == [0.5, 4.5, 2.5]
+    with pytest.raises(ValueError, match="no column"):
+        g.summarize_interval(t, "w", by=["a"])
+
+
+# ----------------------------------------------------------------------------------------
+# the frame function
+
+
+@pytest.mark.parametrize("params", [
+    dict(batchnorm=False), dict(), dict(beta=1.5, gamma=-0.5), dict(layer=4, unit=5),
+    dict(center_x=-2.0, center_y=3.0, stretch=0.3), dict(batchnorm=False, layer=3, stretch=2.5),
+    dict(legend=False, seed=3),
+])
+def test_bn_explorer_frame_draws(params):
+    fig, ax = plt.subplots()
+    part = bn_explorer_frame(ax, **params)
+    assert part.box == BN_EXPLORER_BOX and ax.get_title()
+    plt.close(fig)
+
+
+def test_bn_explorer_frame_beta_moves_the_unit_by_data_spread_units():
+    X = explorer_data()
+    fig, ax = plt.subplots()
+    part = bn_explorer_frame(ax, layer=1, unit=2, beta=1.0, gamma=2.0)
+    plt.close(fig)
+    W = part.layers[0].W[2]
+    sd = (X @ W + part.layers[0].b[2]) / np.linalg.norm(W)  # signed distance to the unit's line
+    proj = X @ W / np.linalg.norm(W)
+    assert sd.mean() == pytest.approx(0.5 * proj.std(), rel=1e-3)  # beta/gamma = 0.5 spreads
+
+
+def test_bn_explorer_frame_bad_input():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="layer"):
+        bn_explorer_frame(ax, layer=5)
+    with pytest.raises(ValueError, match="unit"):
+        bn_explorer_frame(ax, unit=6)
+    with pytest.raises(ValueError, match="gamma"):
+        bn_explorer_frame(ax, gamma=0.0)
+    with pytest.raises(ValueError, match="stretch"):
+        bn_explorer_frame(ax, stretch=-1.0)
+    plt.close(fig)
