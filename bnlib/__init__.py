@@ -7,7 +7,7 @@ and explorations (:mod:`bnlib.widgets`), on teaching data (:mod:`bnlib.data`).
 
 from .nets import MLP, AffineLayer, affine_layers, forward, preactivations
 from .partition import Partition, Segments, distance_to_segments, partition
-from . import counting, data, plot, widgets
+from . import counting, data, frames, geometry, plot, train, widgets
 from .plot import plot_layers, plot_partition, use_style
 
 __all__ = [
@@ -25,6 +25,9 @@ __all__ = [
     "use_style",
     "counting",
     "data",
+    "frames",
+    "geometry",
+    "train",
     "plot",
     "widgets",
 ]
