@@ -40,11 +40,15 @@ vendor: $(VENDOR)
 # unchanged chapter would keep the outputs of an older bnlib). _build/html is removed so that
 # no page of an earlier build (a renamed chapter) lingers.
 book: $(STAMP) $(VENDOR)
-	rm -rf _build/html
+	rm -rf _build/html _build/jupyter_execute
 	$(BIN)/jupyter-book build -W --keep-going --all .
 
+# nbval re-executes the notebooks the book build just executed (_build/jupyter_execute keeps their
+# outputs), on ONE thread while the build used all cores: every cell must run, and the cells marked
+# `# NBVAL_CHECK_OUTPUT` must print exactly what they printed in the build. That is the check that
+# the book's numbers are the same on every run and on 1 or 2 threads.
 test: book
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests bnlib _build/jupyter_execute/chapters
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

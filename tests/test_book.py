@@ -125,6 +125,21 @@ def test_chapter_pages_show_executed_outputs():
         assert "Traceback (most recent call last)" not in page, f"{name}: a cell raised"
 
 
+def test_every_chapter_has_an_executed_copy_with_checked_cells():
+    """`make test` runs nbval on the build's executed copies (see the Makefile): each chapter
+    must have one, carrying outputs, with at least one `# NBVAL_CHECK_OUTPUT` cell to compare."""
+    import json
+
+    executed = BUILD_HTML.parent / "jupyter_execute" / "chapters"
+    for source in sorted((ROOT / "chapters").glob("*.ipynb")):
+        copy = executed / source.name
+        assert copy.is_file(), f"{copy} is missing: the book build did not execute {source.name}"
+        cells = [c for c in json.loads(copy.read_text())["cells"] if c["cell_type"] == "code"]
+        checked = [c for c in cells if "".join(c["source"]).lstrip().startswith("# NBVAL_CHECK_OUTPUT")]
+        assert checked, f"{source.name}: no cell marked # NBVAL_CHECK_OUTPUT"
+        assert all(c["outputs"] for c in checked), f"{source.name}: a checked cell printed nothing"
+
+
 def test_api_page_documents_bnlib():
     page = (BUILD_HTML / "api.html").read_text(encoding="utf8")
     # Every public module of bnlib has its section (a new module needs one in api.md:
