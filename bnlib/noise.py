@@ -604,7 +604,8 @@ def margin_experiment(
         ``"exact"`` (2-D inputs: :func:`exact_margin`) or ``"local"`` (:func:`local_margin`).
     noise_batch_size
         ``N`` of the ``"noise"`` arm's :class:`BatchNoise`; None: the training batch size (the
-        noise BN would have at that batch size).
+        noise BN would have at that batch size; none at full batch, where the arm is the plain
+        network). The layer draws independent samples (no finite-population correction).
 
     Returns
     -------
@@ -635,9 +636,9 @@ def margin_experiment(
     cols: dict[str, list] = {k: [] for k in ("arm", "batch_size", "seed", "margin", "train_accuracy", "test_accuracy")}
     runs = [(b, a, s) for b in batch_sizes for a in arms for s in seeds]
     for bs, arm, seed in tqdm(runs, desc="networks", disable=not progress, bar_format=_BAR):
-        nbs = noise_batch_size if noise_batch_size is not None else (bs if bs is not None else len(X))
+        nbs = noise_batch_size if noise_batch_size is not None else bs  # full batch: BN has no noise
         net = build_network(arm, widths, n_classes=n_classes, seed=int(seed), dropout=dropout,
-                            noise_batch_size=min(nbs, len(X)))
+                            noise_batch_size=nbs)
         train_steps(net, X, y, steps=steps, batch_size=bs, lr=lr, optimizer=optimizer, seed=int(seed))
         m = exact_margin(net, X, y) if margin == "exact" else local_margin(net, X, y)
         cols["arm"].append(arm)
