@@ -22,6 +22,12 @@ from bnlib import noise as nz
 from bnlib.geometry import mean_interval
 
 
+def _interval(values) -> list | None:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return [round(x, 4) for x in mean_interval(v)] if len(v) >= 2 else None
+
+
 def rows_of(t: dict, task: str) -> list[dict]:
     rows = []
     sizes = sorted(np.unique(t["batch_size"]), key=lambda b: b if b else 10**9)
@@ -32,10 +38,12 @@ def rows_of(t: dict, task: str) -> list[dict]:
             if sel.sum() < 2:
                 continue
             row = {"task": task, "batch": "full" if bs == 0 else int(bs), "arm": arm}
+            # a network that predicts one class in the whole box has no boundary: margin +-inf
+            row["no_boundary"] = int(np.sum(~np.isfinite(t["margin"][sel])))
             for key in ("margin", "test_accuracy"):
-                row[key] = [round(v, 4) for v in mean_interval(t[key][sel])]
+                row[key] = _interval(t[key][sel])
                 if arm != "plain" and plain.sum() == sel.sum():
-                    row[key + "_vs_plain"] = [round(v, 4) for v in mean_interval(t[key][sel] - t[key][plain])]
+                    row[key + "_vs_plain"] = _interval(t[key][sel] - t[key][plain])
             rows.append(row)
     return rows
 
@@ -62,7 +70,8 @@ def main() -> None:
                                          steps=args.steps, margin="local"), "digits, local margin")
     setup = (f"{args.seeds} seeds, {args.steps} steps of Adam (lr 0.003) for every batch size; "
              "margin: median signed margin over training points / data RMS radius; "
-             "values: mean [95% interval] over seeds; *_vs_plain: paired by seed")
+             "values: mean [95% interval] over seeds with a finite margin; *_vs_plain: paired by seed; "
+             "no_boundary: networks with no decision boundary in the box (excluded)")
     print(setup)
     for r in rows:
         print(r)
