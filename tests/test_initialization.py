@@ -1,0 +1,191 @@
+"""bnlib.initialization: BN folding against torch's own BatchNorm1d, LSUV, probe, runner."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bnlib import MLP, data
+from bnlib.initialization import (ARMS, epochs_to_reach, features, fold_batchnorm, initial_model,
+                                  learning_curves, linear_probe, lsuv, mean_interval, run_arms,
+                                  snapshots)
+
+
+@pytest.fixture(scope="module")
+def far_data():
+    # data far from the origin and anisotropic: BN has something to correct
+    X, y = data.spirals(128, shift=(4.0, -3.0), scale=1.5, seed=0)
+    return X, y
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_folding_matches_torch_batchnorm_in_training_mode(far_data, slope):
+    X, _ = far_data
+    net = MLP([2, 12, 12, 12], batchnorm=True, negative_slope=slope, n_classes=3, seed=5).double()
+    with torch.no_grad():  # non-trivial gamma and beta, as after training
+        for m in net:
+            if isinstance(m, nn.BatchNorm1d):
+                m.weight.uniform_(0.5, 2.0)
+                m.bias.uniform_(-1.0, 1.0)
+    before = copy.deepcopy(net.state_dict())
+    plain = fold_batchnorm(net, X)
+    # the BN network, its running statistics included, is untouched by the folding
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    Xt = torch.as_tensor(X)
+    with torch.no_grad():
+        expected = net.train()(Xt)  # torch's BN: batch mean and biased variance
+        got = plain(Xt)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in plain)
+    assert torch.allclose(got, expected, atol=1e-6, rtol=0)
+
+
+def test_folding_in_float32_and_at_new_points(far_data):
+    X, _ = far_data
+    net = MLP([2, 16, 16], batchnorm=True, n_classes=1, seed=2)
+    plain = fold_batchnorm(net, X)
+    assert plain[0].weight.dtype == torch.float32
+    with torch.no_grad():
+        gap = (plain(torch.tensor(X).float()) - net.train()(torch.tensor(X).float())).abs().max()
+    assert float(gap) < 1e-5
+    # away from the batch, the folded net is the BN net with statistics frozen on X (eval mode
+    # with running statistics set to the batch's, unbiased variance excluded)
+    frozen = copy.deepcopy(net).double()
+    z = torch.as_tensor(X)
+    with torch.no_grad():
+        for m in frozen:
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.copy_(z.mean(0))
+                m.running_var.copy_(z.var(0, unbiased=False))
+            z = m.eval()(z)
+    new = np.random.default_rng(1).normal(size=(50, 2)) * 3
+    with torch.no_grad():
+        a = frozen.eval()(torch.as_tensor(new))
+        b = fold_batchnorm(net.double(), X)(torch.as_tensor(new))
+    assert torch.allclose(a, b, atol=1e-9)
+
+
+def test_folding_without_bn_is_a_copy(far_data):
+    X, _ = far_data
+    net = MLP([2, 8, 8], n_classes=1, seed=0)
+    plain = fold_batchnorm(net, X)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), plain.parameters()))
+    assert plain[0] is not net[0]
+
+
+def test_lsuv_gives_unit_variance_preactivations(far_data):
+    X, _ = far_data
+    net = lsuv(MLP([2, 16, 16, 16], n_classes=3, seed=1), X, seed=1, tol=1e-3)
+    z = torch.tensor(X).float()
+    variances = []
+    with torch.no_grad():
+        for m in net:
+            z = m(z)
+            if isinstance(m, nn.Linear):
+                variances.append(float(z.var(unbiased=False)))
+    assert len(variances) == 4
+    assert np.allclose(variances, 1.0, atol=2e-3)
+    # orthonormal start: the rescaled rows of one layer all have the same norm
+    norms = net[2].weight.norm(dim=1)
+    assert torch.allclose(norms, norms[0].expand_as(norms), rtol=1e-4)
+
+
+def test_lsuv_is_seeded_and_leaves_model_alone(far_data):
+    X, _ = far_data
+    net = MLP([2, 8, 8], n_classes=1, seed=0)
+    w = net[0].weight.clone()
+    a, b = lsuv(net, X, seed=3), lsuv(net, X, seed=3)
+    assert torch.equal(net[0].weight, w)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a[0].weight, lsuv(net, X, seed=4)[0].weight)
+
+
+def test_features_and_probe(far_data):
+    X, y = far_data
+    net = MLP([2, 8, 8], batchnorm=True, n_classes=1, seed=0)
+    F = features(net, X)
+    assert F.shape == (len(X), 8)
+    # BN features from the training batch, at initialization: the last BN output has mean 0
+    with torch.no_grad():
+        h = net.train()[:-2](torch.tensor(X).float())  # up to the last BN
+    assert np.allclose(F, torch.nn.functional.leaky_relu(h, 0.1).numpy(), atol=1e-5)
+    r1 = linear_probe(net, X, y, X, y, seed=0)
+    r2 = linear_probe(net, X, y, X, y, seed=0)
+    assert r1 == r2 and 0.5 <= r1["train_accuracy"] <= 1.0
+
+
+def test_same_seed_identical_histories(far_data):
+    X, y = far_data
+    kw = dict(widths=[2, 8, 8], n_classes=1, seeds=[0, 1], epochs=3, batch_size=16, progress=False,
+              X_test=X, y_test=y)
+    t1, t2 = run_arms(X, y, **kw), run_arms(X, y, **kw)
+    assert set(t1) == {"arm", "seed", "epoch", "train_loss", "train_accuracy", "test_accuracy"}
+    for k in t1:
+        assert np.array_equal(t1[k], t2[k])
+    assert len(t1["arm"]) == len(ARMS) * 2 * 4
+    # the arms share the starting weights: plain and bn predict alike at epoch 0 only by chance,
+    # but plain and the unfolded bn_init share their first Linear's weights before folding
+    assert torch.equal(initial_model("plain", [2, 8], 1, X, seed=0)[0].weight,
+                       initial_model("bn", [2, 8], 1, X, seed=0)[0].weight)
+
+
+def test_snapshots_are_the_states_of_the_run(far_data):
+    X, y = far_data
+    kw = dict(widths=[2, 8, 8], n_classes=1, seed=0, batch_size=16)
+    snaps = snapshots("bn_init", X, y, at=[0, 2], **kw)
+    start = initial_model("bn_init", [2, 8, 8], 1, X, seed=0)
+    assert all(torch.equal(snaps[0][k], v) for k, v in start.state_dict().items())
+    t = run_arms(X, y, widths=[2, 8, 8], n_classes=1, seeds=[0], arms=["bn_init"], epochs=2,
+                 batch_size=16, progress=False)
+    net = initial_model("bn_init", [2, 8, 8], 1, X, seed=0)
+    net.load_state_dict(snaps[1])
+    from bnlib.train import _evaluate
+    loss = _evaluate(net, torch.tensor(X).float(), torch.as_tensor(y))
+    assert loss == t["train_loss"][-1]
+
+
+def test_summaries():
+    table = {
+        "arm": np.array(["a"] * 4 + ["b"] * 4),
+        "seed": np.array([0, 0, 1, 1] * 2),
+        "epoch": np.array([0, 1] * 4),
+        "acc": np.array([0.1, 0.5, 0.2, 0.9, 0.1, 0.2, 0.3, 0.4]),
+    }
+    curves = learning_curves(table, "acc")
+    assert np.allclose(curves["a"]["mean"], [0.15, 0.7])
+    assert np.all(curves["b"]["lo"] <= curves["b"]["mean"])
+    first = epochs_to_reach(table, "acc", 0.8)
+    assert first["arm"].tolist() == ["a", "a", "b", "b"]
+    assert first["epochs"][1] == 1 and np.isnan(first["epochs"][0]) and np.isnan(first["epochs"][2:]).all()
+    m, lo, hi = mean_interval([1.0, 3.0])
+    assert m == 2.0 and lo < 2.0 < hi
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda X, y: fold_batchnorm("not a model", X), "torch.nn.Module"),
+        (lambda X, y: fold_batchnorm(MLP([2, 4], batchnorm=True), X[:1]), "at least 2"),
+        (lambda X, y: fold_batchnorm(MLP([3, 4], batchnorm=True), X), "shape"),
+        (lambda X, y: fold_batchnorm(nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 2)), X), "follow a Linear"),
+        (lambda X, y: fold_batchnorm(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), X), "unsupported"),
+        (lambda X, y: lsuv(MLP([2, 4], batchnorm=True), X), "without BatchNorm"),
+        (lambda X, y: lsuv(MLP([2, 4]), X, tol=0), "tol"),
+        (lambda X, y: lsuv(MLP([2, 4]), np.full((10, 2), np.nan)), "NaN"),
+        (lambda X, y: linear_probe(MLP([2, 4], n_classes=1), X, y, X, y, C=0), "C must"),
+        (lambda X, y: linear_probe(MLP([2, 4], n_classes=1), X, y[:5], X, y), "matching"),
+        (lambda X, y: features(nn.Sequential(nn.Linear(2, 1)), X), "no hidden layer"),
+        (lambda X, y: initial_model("dropout", [2, 4], 1, X, seed=0), "arm must be one of"),
+        (lambda X, y: run_arms(X, y, widths=[2, 4], n_classes=1, seeds=[], progress=False), "seeds"),
+        (lambda X, y: run_arms(X, y, widths=[2, 4], n_classes=1, seeds=[0], arms=["x"]), "arm must"),
+        (lambda X, y: run_arms(X, y, widths=[2, 4], n_classes=1, seeds=[0], epochs=-1, progress=False), "epochs"),
+        (lambda X, y: learning_curves({"arm": np.array(["a"])}, "loss"), "metric"),
+        (lambda X, y: mean_interval([1.0]), "at least 2"),
+        (lambda X, y: snapshots("bn", X, y, widths=[2, 4], n_classes=1, seed=0, at=[-1]), ">= 0"),
+    ],
+)
+def test_bad_arguments_raise(far_data, call, match):
+    X, y = far_data
+    with pytest.raises(ValueError, match=match):
+        call(X, y)
