@@ -32,9 +32,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .geometry import batch_statistics, rms_radius
-from .nets import MLP, affine_layers, check_points
+from .nets import MLP, check_points
 from .partition import distance_to_segments, partition
-from .train import _loss_fn, accuracy
+from .train import accuracy, classification_loss, make_optimizer
 
 __all__ = [
     "gaussian_batch_statistics",
@@ -553,12 +553,7 @@ def train_steps(
     if bs > n:
         raise ValueError(f"batch_size {bs} exceeds the number of samples {n}")
     steps = _int("steps", steps, 0)
-    if optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+    opt = make_optimizer(model, optimizer, lr)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     done = 0
@@ -571,7 +566,7 @@ def train_steps(
                     break
                 idx = order[start : start + bs]
                 opt.zero_grad()
-                _loss_fn(model(Xt[idx]), yt[idx]).backward()
+                classification_loss(model(Xt[idx]), yt[idx]).backward()
                 opt.step()
                 done += 1
     model.eval()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["History", "fit", "accuracy", "predict"]
+__all__ = ["History", "fit", "accuracy", "predict", "classification_loss", "make_optimizer"]
 
 
 @dataclass
@@ -40,10 +40,20 @@ def _tensor(X, name: str, dtype=torch.float32) -> torch.Tensor:
     return t
 
 
-def _loss_fn(model_out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def classification_loss(model_out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Logistic loss for one output (its sign is the class), cross-entropy for several."""
     if model_out.shape[1] == 1:
         return nn.functional.binary_cross_entropy_with_logits(model_out[:, 0], y.float())
     return nn.functional.cross_entropy(model_out, y)
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float) -> torch.optim.Optimizer:
+    """``"adam"`` or ``"sgd"`` (plain, no momentum) over the model's parameters."""
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {name!r}")
 
 
 def predict(model: nn.Module, X) -> np.ndarray:
@@ -65,7 +75,7 @@ def _evaluate(model, X, y):
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        loss = float(_loss_fn(model(X), y))
+        loss = float(classification_loss(model(X), y))
     model.train(was_training)
     return loss
 
@@ -126,12 +136,7 @@ def fit(
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     if has_bn and min(bs, n) < 2:
         raise ValueError("a model with BatchNorm needs batches of at least 2 samples")
-    if optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+    opt = make_optimizer(model, optimizer, lr)
     Xte = yte = None
     if X_test is not None:
         Xte, yte = _tensor(X_test, "X_test"), torch.as_tensor(np.asarray(y_test), dtype=torch.long)
@@ -153,7 +158,7 @@ def fit(
             if has_bn and len(idx) < 2:
                 continue
             opt.zero_grad()
-            _loss_fn(model(Xt[idx]), yt[idx]).backward()
+            classification_loss(model(Xt[idx]), yt[idx]).backward()
             opt.step()
             hist.steps += 1
         record(epoch)
