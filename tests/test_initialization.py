@@ -124,8 +124,7 @@ def test_same_seed_identical_histories(far_data):
     for k in t1:
         assert np.array_equal(t1[k], t2[k])
     assert len(t1["arm"]) == len(ARMS) * 2 * 4
-    # the arms share the starting weights: plain and bn predict alike at epoch 0 only by chance,
-    # but plain and the unfolded bn_init share their first Linear's weights before folding
+    # the plain and BN arms start from the same Linear weights
     assert torch.equal(initial_model("plain", [2, 8], 1, X, seed=0)[0].weight,
                        initial_model("bn", [2, 8], 1, X, seed=0)[0].weight)
 
