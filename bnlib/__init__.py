@@ -7,7 +7,7 @@ and explorations (:mod:`bnlib.widgets`), on teaching data (:mod:`bnlib.data`).
 
 from .nets import MLP, AffineLayer, affine_layers, forward, preactivations
 from .partition import Partition, Segments, distance_to_segments, partition
-from . import counting, data, frames, geometry, noise, plot, train, widgets
+from . import counting, data, frames, geometry, initialization, noise, plot, train, widgets
 from .plot import plot_layers, plot_partition, use_style
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "data",
     "frames",
     "geometry",
+    "initialization",
     "noise",
     "train",
     "plot",
