@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .nets import MLP, check_points
+from .geometry import mean_interval  # noqa: F401  (re-exported: the chapter uses it from here)
 from .train import fit
 
 __all__ = [
@@ -395,27 +396,6 @@ def run_arms(
         for k in ("epoch", "train_loss", "train_accuracy", "test_accuracy"):
             rows[k] += list(h[k])
     return {k: np.asarray(v) for k, v in rows.items()}
-
-
-def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and a normal-approximation interval, ``mean +- z sd / sqrt(n)`` (z = 1.96 at 95 %).
-
-    Examples
-    --------
-    >>> m, lo, hi = mean_interval([1.0, 2.0, 3.0, 4.0])
-    >>> m, round(hi - m, 3)
-    (2.5, 1.265)
-    """
-    from scipy.stats import norm
-
-    v = np.asarray(values, dtype=np.float64).ravel()
-    if len(v) < 2 or not np.all(np.isfinite(v)):
-        raise ValueError(f"an interval needs at least 2 finite values; got {v.tolist()}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1; got {level}")
-    half = float(norm.ppf(0.5 + level / 2) * v.std(ddof=1) / np.sqrt(len(v)))
-    m = float(v.mean())
-    return m, m - half, m + half
 
 
 def learning_curves(table: dict, metric: str, level: float = 0.95) -> dict[str, dict[str, np.ndarray]]:
