@@ -5,9 +5,9 @@ test; it runs top to bottom with its stubs without killing the kernel; the maste
 full marks from `otter run`; the deliberately wrong submission in tests/coursework_submissions/ gets
 partial marks, and the question it gets wrong is the one named below.
 
-Everything runs once per session (fixture `graded`): the four `otter assign` and the eight
-`otter run` are spread over two worker threads (each grading executes a notebook in a fresh kernel,
-a few seconds each).
+Everything runs once per session (fixture `graded`): the four `otter assign`, the four student
+notebooks and the eight `otter run` are spread over worker threads (each grading executes a notebook
+in a fresh kernel, a few seconds each, most of it importing torch).
 """
 
 from __future__ import annotations
@@ -67,11 +67,36 @@ def _assign(master: Path, dest: Path) -> subprocess.CompletedProcess:
     return _otter("assign", str(master), str(dest), cwd=ROOT)
 
 
+def _run_student(path: Path) -> nbformat.NotebookNode:
+    """The student notebook executed top to bottom, errors allowed (its stubs fail their checks)."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute()
+    return nb
+
+
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory) -> dict[str, dict]:
     base = tmp_path_factory.mktemp("coursework")
     out: dict[str, dict] = {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    old_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = _env()["PYTHONPATH"]  # for the kernels nbclient starts
+    try:
+        _grade_all(base, out)
+    finally:
+        if old_path is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = old_path
+    return out
+
+
+def _grade_all(base: Path, out: dict[str, dict]) -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         assigned = {n: pool.submit(_assign, COURSEWORK / f"{n}.ipynb", base / n) for n in NAMES}
         jobs = {}
         for n in NAMES:
@@ -85,11 +110,11 @@ def graded(tmp_path_factory) -> dict[str, dict]:
             wrong_dir.mkdir()
             wrong = wrong_dir / f"{n}.ipynb"
             shutil.copy(SUBMISSIONS / f"{n}_wrong.ipynb", wrong)
+            jobs[n, "student"] = pool.submit(_run_student, d / "student" / f"{n}.ipynb")
             jobs[n, "master"] = pool.submit(_grade, zips[0], d / "autograder" / f"{n}.ipynb", base / f"{n}-res-master")
             jobs[n, "wrong"] = pool.submit(_grade, zips[0], wrong, base / f"{n}-res-wrong")
         for (n, kind), job in jobs.items():
             out[n][kind] = job.result()
-    return out
 
 
 def _questions(results: dict) -> dict[str, dict]:
@@ -173,21 +198,7 @@ def test_student_notebook_has_no_solution_and_no_hidden_test(graded, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_student_notebook_runs_with_its_stubs(graded, name):
-    from nbclient import NotebookClient
-
-    student_dir = graded[name]["dir"] / "student"
-    nb = nbformat.read(student_dir / f"{name}.ipynb", as_version=4)
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = _env()["PYTHONPATH"]
-    try:
-        NotebookClient(
-            nb, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(student_dir)}}
-        ).execute()
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH")
-        else:
-            os.environ["PYTHONPATH"] = old
+    nb = graded[name]["student"]
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not any("DeadKernel" in (e.ename + str(e.evalue)) for e in errors)
     # The set-up cells (otter's init, the imports) run; only stubs may fail their checks.
