@@ -228,3 +228,18 @@ def test_wrong_submission_gets_partial_marks(graded, name):
     failing = questions[WRONG_QUESTION[name]]
     assert failing["score"] < failing["max_score"]
     assert "failed" in failing["output"].lower()
+
+
+def test_the_book_never_publishes_the_masters():
+    """The masters hold the solutions: excluded from the book build, absent from a built book."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["only_build_toc_files"] is True
+    assert "coursework/*.ipynb" in config["exclude_patterns"]
+    toc = (ROOT / "_toc.yml").read_text()
+    assert "coursework/index" in toc and not any(f"coursework/{n}" in toc for n in NAMES)
+    built = ROOT / "_build" / "html"
+    if built.is_dir():
+        assert not list((built / "coursework").glob("ch*"))
+        assert not list((built / "_sources" / "coursework").glob("*.ipynb"))
