@@ -2,6 +2,8 @@
 #   make book   set up .venv (pinned packages + bnlib) and the offline browser assets, then build
 #               the HTML book into _build/html (every notebook executed; any warning fails)
 #   make test   everything `make book` does, then the whole test suite (pytest)
+#   make assignments  the coursework (coursework/*.ipynb, Otter-Grader masters): student notebooks and
+#               autograder zips in _build/coursework/<assignment>/ (otter assign, offline)
 #   make lab    JupyterLab in the same environment, to work through the chapters
 #   make serve  serve the built book on http://localhost:8000 (any static server will do)
 #   make clean  remove the build outputs (_build, _vendor, jupyter caches); keeps .venv
@@ -13,7 +15,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bnbook-installed
 VENDOR  := _vendor/.stamp
 
-.PHONY: all book test lab serve vendor venv clean
+.PHONY: all book test lab serve vendor venv clean assignments
 
 all: book
 
@@ -49,6 +51,19 @@ book: $(STAMP) $(VENDOR)
 # the book's numbers are the same on every run and on 1 or 2 threads.
 test: book
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests bnlib _build/jupyter_execute/chapters
+
+# One folder per assignment: student/<name>.ipynb (no solutions, no hidden tests) to hand out, and
+# autograder/ with the solution notebook and <name>-autograder_<date>.zip for `otter run -a`. Nothing
+# is executed (run_tests: false in each master): tests/test_coursework.py grades the solutions.
+ASSIGNMENTS := $(wildcard coursework/ch*.ipynb)
+
+assignments: $(STAMP)
+	rm -rf _build/coursework
+	set -e; for nb in $(ASSIGNMENTS); do \
+		name=$$(basename $$nb .ipynb); \
+		$(BIN)/otter assign $$nb _build/coursework/$$name; \
+	done
+	@echo "Student notebooks and autograder zips: _build/coursework/*/{student,autograder}"
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

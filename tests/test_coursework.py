@@ -1,0 +1,245 @@
+"""The coursework (coursework/*.ipynb, Otter-Grader master notebooks) builds and grades, offline.
+
+For every assignment: `otter assign` succeeds; the student notebook holds no solution and no hidden
+test; it runs top to bottom with its stubs without killing the kernel; the master's solutions get
+full marks from `otter run`; the deliberately wrong submission in tests/coursework_submissions/ gets
+partial marks, and the question it gets wrong is the one named below.
+
+Everything runs once per session (fixture `graded`): the four `otter assign`, the four student
+notebooks and the eight `otter run` are spread over worker threads (each grading executes a notebook
+in a fresh kernel, a few seconds each, most of it importing torch).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+
+COURSEWORK = ROOT / "coursework"
+SUBMISSIONS = Path(__file__).resolve().parent / "coursework_submissions"
+MASTERS = sorted(COURSEWORK.glob("ch*.ipynb"))
+NAMES = [p.stem for p in MASTERS]
+# The question each deliberately wrong submission gets wrong (see the "deliberate bug" comment in it).
+WRONG_QUESTION = {
+    "ch1_cpa_splines": "q3",
+    "ch2_bn_partition": "q1",
+    "ch3_smart_init": "q1",
+    "ch4_batch_noise": "q1",
+}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def _otter(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "otter", *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300
+    )
+
+
+def _grade(zip_path: Path, submission: Path, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    proc = _otter("run", "-a", str(zip_path), "-o", str(out), str(submission), cwd=submission.parent)
+    results = out / "results.json"
+    return {
+        "returncode": proc.returncode,
+        "log": proc.stdout + proc.stderr,
+        "results": json.loads(results.read_text()) if results.is_file() else None,
+    }
+
+
+def _assign(master: Path, dest: Path) -> subprocess.CompletedProcess:
+    return _otter("assign", str(master), str(dest), cwd=ROOT)
+
+
+def _run_student(path: Path) -> nbformat.NotebookNode:
+    """The student notebook executed top to bottom, errors allowed (its stubs fail their checks)."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute()
+    return nb
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory) -> dict[str, dict]:
+    base = tmp_path_factory.mktemp("coursework")
+    out: dict[str, dict] = {}
+    old_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = _env()["PYTHONPATH"]  # for the kernels nbclient starts
+    try:
+        _grade_all(base, out)
+    finally:
+        if old_path is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = old_path
+    return out
+
+
+def _grade_all(base: Path, out: dict[str, dict]) -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assigned = {n: pool.submit(_assign, COURSEWORK / f"{n}.ipynb", base / n) for n in NAMES}
+        jobs = {}
+        for n in NAMES:
+            proc = assigned[n].result()
+            d = base / n
+            zips = sorted((d / "autograder").glob("*.zip"))
+            out[n] = {"assign": proc, "dir": d, "zip": zips[0] if zips else None}
+            if proc.returncode != 0 or not zips:
+                continue
+            wrong_dir = base / f"{n}-wrong"
+            wrong_dir.mkdir()
+            wrong = wrong_dir / f"{n}.ipynb"
+            shutil.copy(SUBMISSIONS / f"{n}_wrong.ipynb", wrong)
+            jobs[n, "student"] = pool.submit(_run_student, d / "student" / f"{n}.ipynb")
+            jobs[n, "master"] = pool.submit(_grade, zips[0], d / "autograder" / f"{n}.ipynb", base / f"{n}-res-master")
+            jobs[n, "wrong"] = pool.submit(_grade, zips[0], wrong, base / f"{n}-res-wrong")
+        for (n, kind), job in jobs.items():
+            out[n][kind] = job.result()
+
+
+def _questions(results: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in results["tests"] if t.get("max_score") is not None}
+
+
+def _source_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _secrets(master: Path) -> tuple[list[str], list[str]]:
+    """The master's solution lines (code and written) and its hidden-test lines not also public."""
+    nb = nbformat.read(master, as_version=4)
+    solutions, hidden, public = [], [], set()
+    in_solution = in_tests = False
+    for cell in nb.cells:
+        src = cell.source
+        if cell.cell_type == "raw":
+            first = src.strip().splitlines()[0] if src.strip() else ""
+            in_solution = {"# BEGIN SOLUTION": True, "# END SOLUTION": False}.get(first, in_solution)
+            in_tests = {"# BEGIN TESTS": True, "# END TESTS": False}.get(first, in_tests)
+            continue
+        if cell.cell_type == "markdown" and in_solution:
+            solutions += [line for line in _source_lines(src) if len(line) > 20]
+        if cell.cell_type != "code":
+            continue
+        if in_tests:
+            lines = _source_lines(src)
+            if lines and lines[0].lstrip("# ").upper().startswith("HIDDEN"):
+                hidden += lines[1:]
+            else:
+                public.update(lines)
+            continue
+        inside = False
+        for line in _source_lines(src):
+            if line.startswith("# BEGIN SOLUTION"):
+                inside = True
+            elif line.startswith("# END SOLUTION"):
+                inside = False
+            elif inside and not line.startswith("#"):
+                solutions.append(line)
+            elif line.endswith("# SOLUTION"):
+                solutions.append(line[: -len("# SOLUTION")].strip())
+    hidden_only = [line for line in hidden if line not in public]
+    # Otter writes test code through ast.unparse (1e-3 becomes 0.001): search for both spellings.
+    hidden_only += [ast.unparse(ast.parse(line)) for line in hidden_only]
+    return solutions, hidden_only
+
+
+def test_every_chapter_has_an_assignment():
+    chapters = sorted((ROOT / "chapters").glob("0*.ipynb"))
+    assert len(MASTERS) == len(chapters), (MASTERS, chapters)
+    assert sorted(WRONG_QUESTION) == NAMES
+    assert sorted(p.stem.removesuffix("_wrong") for p in SUBMISSIONS.glob("*_wrong.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_otter_assign_succeeds(graded, name):
+    info = graded[name]
+    assert info["assign"].returncode == 0, info["assign"].stdout + info["assign"].stderr
+    assert (info["dir"] / "student" / f"{name}.ipynb").is_file()
+    assert info["zip"] is not None and info["zip"].stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_notebook_has_no_solution_and_no_hidden_test(graded, name):
+    student_dir = graded[name]["dir"] / "student"
+    text = "\n".join(p.read_text(errors="replace") for p in student_dir.rglob("*") if p.is_file())
+    # The notebook is JSON: search its decoded cell sources and metadata too.
+    nb = nbformat.read(student_dir / f"{name}.ipynb", as_version=4)
+    text += "\n".join(c.source for c in nb.cells) + json.dumps(nb.metadata)
+    solutions, hidden = _secrets(COURSEWORK / f"{name}.ipynb")
+    assert solutions and hidden, "the master should have solution lines and hidden tests"
+    leaked = [line for line in solutions + hidden if line in text]
+    assert not leaked, f"found in the student notebook: {leaked}"
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN TESTS", "# HIDDEN"):
+        assert marker not in "\n".join(c.source for c in nb.cells), marker
+    cases = [c for q in nb.metadata["otter"]["tests"].values() for s in q["suites"] for c in s["cases"]]
+    assert cases and not any(c["hidden"] for c in cases)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_notebook_runs_with_its_stubs(graded, name):
+    nb = graded[name]["student"]
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not any("DeadKernel" in (e.ename + str(e.evalue)) for e in errors)
+    # The set-up cells (otter's init, the imports) run; only stubs may fail their checks.
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(o.output_type != "error" for c in code[:2] for o in c.outputs), code[:2]
+    assert all(c.execution_count is not None for c in code), "every cell must have been executed"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_solutions_get_full_marks(graded, name):
+    res = graded[name]["master"]
+    assert res["results"] is not None, res["log"]
+    questions = _questions(res["results"])
+    assert questions, res["results"]
+    short = {q: (t["score"], t["max_score"]) for q, t in questions.items() if t["score"] < t["max_score"]}
+    assert not short, short
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrong_submission_gets_partial_marks(graded, name):
+    res = graded[name]["wrong"]
+    assert res["results"] is not None, res["log"]
+    questions = _questions(res["results"])
+    score = sum(t["score"] for t in questions.values())
+    total = sum(t["max_score"] for t in questions.values())
+    assert 0 < score < total, (score, total)
+    failing = questions[WRONG_QUESTION[name]]
+    assert failing["score"] < failing["max_score"]
+    assert "failed" in failing["output"].lower()
+
+
+def test_the_book_never_publishes_the_masters():
+    """The masters hold the solutions: excluded from the book build, absent from a built book."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["only_build_toc_files"] is True
+    assert "coursework/*.ipynb" in config["exclude_patterns"]
+    toc = (ROOT / "_toc.yml").read_text()
+    assert "coursework/index" in toc and not any(f"coursework/{n}" in toc for n in NAMES)
+    built = ROOT / "_build" / "html"
+    if built.is_dir():
+        assert not list((built / "coursework").glob("ch*"))
+        assert not list((built / "_sources" / "coursework").glob("*.ipynb"))
