@@ -187,3 +187,20 @@ def in_box(box, pts, margin=0.0) -> np.ndarray:
 
 def pattern_keys(patterns: np.ndarray) -> set[bytes]:
     return {row.tobytes() for row in np.ascontiguousarray(patterns, dtype=bool)}
+
+
+def randomize_batchnorm(net):
+    """Give every BatchNorm1d non-trivial running statistics and affine parameters (in place).
+
+    Draws from torch's global generator: call it inside a seeded ``fork_rng``.
+    """
+    from torch import nn
+
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm1d) and m.track_running_stats:
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.3, 2.0)
+            if m.affine:
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.5, 0.5)
+    return net

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import bnlib
-from _oracles import TorchOracle, cluster, train_mode_preactivations, uniform
+from _oracles import TorchOracle, cluster, randomize_batchnorm, train_mode_preactivations, uniform
 
 # ----------------------------------------------------------------------------------------
 # MLP
@@ -133,13 +133,7 @@ def _hand_nets():
             ),
         }
         for net in nets.values():
-            for m in net.modules():
-                if isinstance(m, nn.BatchNorm1d):
-                    m.running_mean.uniform_(-0.5, 0.5)
-                    m.running_var.uniform_(0.3, 2.0)
-                    if m.affine:
-                        m.weight.data.uniform_(0.5, 1.5)
-                        m.bias.data.uniform_(-0.5, 0.5)
+            randomize_batchnorm(net)
     return nets
 
 

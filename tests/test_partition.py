@@ -29,6 +29,7 @@ from _oracles import (
     pattern_keys,
     perimeter,
     point_segment_distance,
+    randomize_batchnorm,
     shoelace,
     signed_edge_distances,
     uniform,
@@ -41,14 +42,7 @@ from _oracles import (
 def _seeded(seed, build):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build()
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm1d) and m.track_running_stats:
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.3, 2.0)
-                if m.affine:
-                    m.weight.data.uniform_(0.5, 1.5)
-                    m.bias.data.uniform_(-0.5, 0.5)
+        net = randomize_batchnorm(build())
     return net
 
 
