@@ -225,3 +225,54 @@ def test_mathjax_and_widgets_are_vendored():
             assert "_static/jupyter-widgets/offline.js" in html and \
                 "_static/jupyter-widgets/embed-amd.js" in html, \
                 f"{path.name}: widget state without the vendored widget embedder"
+
+
+class ExecTable(HTMLParser):
+    """Rows of the execution report's table: [document, modified, method, run time, status]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._in_body = False
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tbody":
+            self._in_body = True
+        elif self._in_body and tag == "tr":
+            self.rows.append([])
+        elif self._in_body and tag == "td":
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_body = False
+        elif tag == "td" and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_execution_report_lists_every_chapter_with_its_run_time():
+    """The execution report (execution.md, myst-nb's statistics) has one row per chapter, each
+    executed and succeeded. Oracle for the times: the build writes each executed copy right after
+    running it, in name order, so a chapter's run time fits between its copy's and the previous
+    copy's modification times, and fills most of that gap (parsing a page takes a moment)."""
+    table = ExecTable()
+    table.feed((BUILD_HTML / "execution.html").read_text(encoding="utf8"))
+    rows = {row[0]: row for row in table.rows}
+    chapters = sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb"))
+    assert sorted(rows) == [f"chapters/{c}" for c in chapters], rows
+    executed = BUILD_HTML.parent / "jupyter_execute" / "chapters"
+    written = [(executed / f"{c}.ipynb").stat().st_mtime for c in chapters]
+    for i, chapter in enumerate(chapters):
+        _, _, method, runtime, status = rows[f"chapters/{chapter}"]
+        assert method == "force" and status == "✅", rows[f"chapters/{chapter}"]
+        seconds = float(runtime)
+        assert seconds > 0.5, f"{chapter}: {seconds} s is too short to have run the chapter"
+        if i > 0:
+            gap = written[i] - written[i - 1]
+            assert 0.5 * gap <= seconds <= gap + 1.0, f"{chapter}: {seconds} s run, {gap:.1f} s gap"

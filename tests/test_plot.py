@@ -48,6 +48,48 @@ def test_palette_is_okabe_ito_and_background_white():
     assert plot.LAYER_COLOR in plot.OKABE_ITO.values() and plot.DECISION_COLOR in plot.OKABE_ITO.values()
 
 
+# Colour-vision deficiency simulation of Machado, Oliveira & Fernandes (2009), severity 1, applied
+# to linear RGB: the published matrices, an oracle independent of how the palette was chosen.
+CVD = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                   [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                     [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                   [0.004733, 0.691367, 0.303900]],
+    "typical vision": np.eye(3).tolist(),
+}
+
+
+def _lab(linear_rgb):
+    """CIE L*a*b* (D65) of a linear sRGB colour."""
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ linear_rgb
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+@pytest.mark.parametrize("vision", list(CVD))
+def test_colours_drawn_together_stay_distinct_under_colour_blindness(vision):
+    # The roles one figure shows at once: current layer, earlier layers, decision boundary, and
+    # the classes of the data (at most 5 in a 2-D figure). Each pair must differ by a CIE76
+    # colour difference of at least 8 (a just-noticeable difference is about 2.3).
+    roles = {"layer": plot.LAYER_COLOR, "earlier layers": plot.EARLIER_COLOR,
+             "decision": plot.DECISION_COLOR,
+             **{f"class {i}": c for i, c in enumerate(plot.CLASS_COLORS[:5])}}
+    seen = {}
+    for role, colour in roles.items():
+        srgb = np.array(to_rgba(colour)[:3])
+        linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+        seen[role] = _lab(np.clip(np.array(CVD[vision]) @ linear, 0, 1))
+    names = list(seen)
+    close = [(a, b, round(float(np.linalg.norm(seen[a] - seen[b])), 1))
+             for i, a in enumerate(names) for b in names[i + 1:]
+             if np.linalg.norm(seen[a] - seen[b]) < 8]
+    assert not close, f"{vision}: colours too close {close}"
+
+
 def test_bad_layer_raises(part):
     with pytest.raises(ValueError, match="layer must be"):
         plot.plot_partition(part, layer=7)

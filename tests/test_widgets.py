@@ -1,6 +1,7 @@
 """Widgets: the frame function draws every state; the kernel-free player is offline and deterministic."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
 import pytest  # noqa: E402
 
 from bnlib import widgets  # noqa: E402
@@ -35,6 +37,14 @@ def test_player_is_offline_accessible_and_has_one_frame_per_state():
     assert html.count("data:image/png;base64") == len(frames)
     assert 'alt="partition of a random network"' in html
     assert 'type="range"' in html
+    # Every control has an accessible name: an aria-label, a <label for=...>, or a title.
+    controls = re.findall(r"<(input|button)\b([^>]*)>", html)
+    labelled = set(re.findall(r'<label for="([^"]+)"', html))
+    for tag, attrs in controls:
+        named = re.search(r'\b(aria-label|title)="[^"]+"', attrs)
+        ident = re.search(r'\bid="([^"]+)"', attrs)
+        assert named or (ident and ident.group(1) in labelled), f"unnamed <{tag}{attrs}>"
+    assert len(controls) >= 10  # slider, 3 loop modes, 8 buttons
 
 
 def test_player_rejects_no_frames():

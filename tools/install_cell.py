@@ -92,8 +92,8 @@ def new_cell(source: str) -> dict:
         "cell_type": "code",
         "execution_count": None,
         "id": "install-bnlib",
-        # hide-input: the book shows a "show code" toggle instead of the set-up code.
-        "metadata": {"tags": [TAG, "hide-input"]},
+        # remove-cell: the book's pages leave it out (it does nothing there); the notebook keeps it.
+        "metadata": {"tags": [TAG, "remove-cell"]},
         "outputs": [],
         "source": source.splitlines(keepends=True),
     }

@@ -12,6 +12,10 @@
  *    that call on top of MathJax 3's typesetPromise. The page's MathJax only knows \(...\)
  *    (MyST turns $...$ into math at build time), so a label's $...$ is rewritten first, as
  *    JupyterLab would show it.
+ * 3. The sliders' handles (noUiSlider, role="slider") have no accessible name (axe rule
+ *    "aria-input-field-name"): give each the description of its widget, as screen readers need.
+ *    The figure an Output widget shows (its state when the book was built) has no alt text:
+ *    say what it is.
  */
 (function () {
   "use strict";
@@ -55,4 +59,23 @@
   }
   mathjax2Shim();
   document.addEventListener("DOMContentLoaded", mathjax2Shim);
+
+  function nameSliderHandles(root) {
+    root.querySelectorAll(".jupyter-widgets .noUi-handle:not([aria-label])").forEach(function (h) {
+      var box = h.closest(".widget-slider") || h.closest(".jupyter-widgets");
+      var label = box && box.querySelector(".widget-label");
+      var name = label && (label.getAttribute("title") || label.textContent || "").trim();
+      h.setAttribute("aria-label", name || "slider");
+    });
+    root.querySelectorAll(".jupyter-widgets img:not([alt])").forEach(function (img) {
+      img.setAttribute("alt", "The widget's figure at its initial settings, as computed when " +
+        "the book was built. Run the chapter in Jupyter to change the settings.");
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    nameSliderHandles(document);
+    new MutationObserver(function () {
+      nameSliderHandles(document);
+    }).observe(document.body, { childList: true, subtree: true });
+  });
 })();

@@ -1,0 +1,159 @@
+"""Running a chapter elsewhere: launch buttons, the .ipynb download, Binder's environment and the
+chapters' install cell.
+
+The install cell is executed here in the two situations a reader meets, with pip replaced by a
+recorder (the tests have no network): bnlib installed (it must do nothing) and bnlib missing, as
+on Colab (it must pip-install bnlib from the repository named in _config.yml, then only the
+pinned dependencies that are not installed at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import io
+import json
+import subprocess
+import sys
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
+REPO_URL = CONFIG["repository"]["url"].rstrip("/")
+BRANCH = CONFIG["repository"]["branch"]
+OWNER, NAME = REPO_URL.removeprefix("https://github.com/").split("/")
+
+
+def first_code_cell(path: Path) -> dict:
+    nb = json.loads(path.read_text(encoding="utf8"))
+    return next(c for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def install_source(path: Path) -> str:
+    cell = first_code_cell(path)
+    assert "install-bnlib" in cell["metadata"].get("tags", []), \
+        f"{path.name}: the first code cell is not the bnlib install cell"
+    return "".join(cell["source"])
+
+
+def test_install_cells_agree_with_config():
+    """tools/install_cell.py --check: every chapter has the cell, first, rendered from _config.yml."""
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "install_cell.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+class PipRecorder:
+    """Stands in for subprocess.run: records pip calls; "installing" bnlib unblocks its import."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args, check=False, **kwargs):
+        self.calls.append(list(args))
+        if any(str(a).startswith("bnlib @ ") for a in args):
+            sys.modules.pop("bnlib", None)  # the None entry that blocked the import
+        return subprocess.CompletedProcess(args, 0)
+
+
+def run_cell(source: str, monkeypatch, *, bnlib_installed: bool, not_installed=()) -> tuple[PipRecorder, str]:
+    recorder = PipRecorder()
+    monkeypatch.setattr(subprocess, "run", recorder)
+    if not bnlib_installed:
+        monkeypatch.setitem(sys.modules, "bnlib", None)  # `import bnlib` raises ImportError
+    real_version = importlib.metadata.version
+
+    def version(name):
+        if name in not_installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(source, "<install cell>", "exec"), {"__name__": "__main__"})
+    return recorder, out.getvalue()
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_install_cell_does_nothing_where_bnlib_is_installed(path, monkeypatch):
+    recorder, printed = run_cell(install_source(path), monkeypatch, bnlib_installed=True)
+    assert recorder.calls == [] and printed == ""
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_install_cell_installs_bnlib_where_it_is_missing(path, monkeypatch):
+    # As on Colab: torch, numpy, ... are there (this environment), bnlib is not.
+    recorder, printed = run_cell(install_source(path), monkeypatch, bnlib_installed=False)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    assert recorder.calls == [pip + ["--no-deps", f"bnlib @ git+{REPO_URL}@{BRANCH}"]]
+    assert REPO_URL in printed and "installed bnlib" in printed
+    assert sys.modules["bnlib"].__name__ == "bnlib"  # imported for the rest of the chapter
+
+
+def test_install_cell_adds_only_missing_pinned_dependencies(monkeypatch):
+    # A bare Python where numba and tqdm are missing too: exactly their pins are installed next.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf8"))["project"]
+    pins = {r.split("==")[0]: r for r in project["dependencies"]}
+    recorder, _ = run_cell(install_source(CHAPTERS[0]), monkeypatch, bnlib_installed=False,
+                           not_installed={"numba", "tqdm"})
+    assert len(recorder.calls) == 2
+    assert sorted(recorder.calls[1][5:]) == sorted([pins["numba"], pins["tqdm"]])
+    assert pins["numba"].startswith("numba==") and pins["tqdm"].startswith("tqdm==")
+
+
+def test_install_cell_prints_nothing_in_the_book_build(build_html):
+    executed = sorted((ROOT / "_build" / "jupyter_execute" / "chapters").glob("*.ipynb"))
+    assert [p.name for p in executed] == [p.name for p in CHAPTERS]
+    for path in executed:
+        cell = first_code_cell(path)
+        assert "install-bnlib" in cell["metadata"]["tags"] and cell["outputs"] == [], path.name
+
+
+def test_binder_installs_the_lock_and_bnlib():
+    """pip itself parses binder/requirements.txt: it resolves to the full lock, all satisfied here."""
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index",
+                           "-r", str(ROOT / "binder" / "requirements.txt")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lock = [line.split("==")[0] for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#")]
+    assert "Would install" not in done.stdout
+    assert done.stdout.count("Requirement already satisfied") >= len(lock) > 100
+    binder = (ROOT / "binder" / "requirements.txt").read_text()
+    assert "download.pytorch.org/whl/cpu" in binder  # torch==...+cpu lives on PyTorch's index
+    post = (ROOT / "binder" / "postBuild")
+    assert post.stat().st_mode & 0o111, "binder/postBuild must be executable"
+    assert "pip install --no-deps --no-build-isolation -e ." in post.read_text()
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a" and dict(attrs).get("href"):
+            self.hrefs.append(dict(attrs)["href"])
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_page_has_launch_buttons_and_download(path, build_html):
+    page = build_html / "chapters" / f"{path.stem}.html"
+    links = Links()
+    links.feed(page.read_text(encoding="utf8"))
+    rel = f"chapters/{path.name}"
+    assert f"https://colab.research.google.com/github/{OWNER}/{NAME}/blob/{BRANCH}/{rel}" in links.hrefs
+    assert f"https://mybinder.org/v2/gh/{OWNER}/{NAME}/{BRANCH}?urlpath=lab/tree/{rel}" in links.hrefs
+    download = f"../_sources/{rel}"
+    assert download in links.hrefs
+    served = json.loads((page.parent / download).read_text(encoding="utf8"))
+    source = json.loads(path.read_text(encoding="utf8"))
+    assert served["cells"] == source["cells"], "the download is not the chapter's notebook"
