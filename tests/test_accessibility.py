@@ -46,7 +46,9 @@ def theme_report():
     found: dict[str, list] = {}
     yield found
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(found, indent=1, sort_keys=True), encoding="utf8")
+    # Merge: with pytest-xdist each worker has its own fixture and writes its pages.
+    earlier = json.loads(REPORT.read_text(encoding="utf8")) if REPORT.is_file() else {}
+    REPORT.write_text(json.dumps({**earlier, **found}, indent=1, sort_keys=True), encoding="utf8")
 
 
 @pytest.mark.parametrize("name", PAGES or ["<no build>"])
