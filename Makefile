@@ -1,7 +1,10 @@
 # Batch Normalization Explained: build, test and explore the book.
 #   make book   set up .venv (pinned packages + bnlib) and the offline browser assets, then build
 #               the HTML book into _build/html (every notebook executed; any warning fails)
-#   make test   everything `make book` does, then the whole test suite (pytest)
+#   make test   everything `make book` does, then the PDF (as `make pdf`) and the whole test suite
+#               (pytest)
+#   make pdf    the whole book as one PDF, _build/pdf/batch-normalization-explained.pdf: the built HTML
+#               pages (`make book` first if _build/html is missing) printed by chromium, offline
 #   make assignments  the coursework (coursework/*.ipynb, Otter-Grader masters): student notebooks and
 #               autograder zips in _build/coursework/<assignment>/ (otter assign, offline)
 #   make lab    JupyterLab in the same environment, to work through the chapters
@@ -15,7 +18,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bnbook-installed
 VENDOR  := _vendor/.stamp
 
-.PHONY: all book test lab serve vendor venv clean assignments
+.PHONY: all book test pdf lab serve vendor venv clean assignments
 
 all: book
 
@@ -50,7 +53,16 @@ book: $(STAMP) $(VENDOR)
 # `# NBVAL_CHECK_OUTPUT` must print exactly what they printed in the build. That is the check that
 # the book's numbers are the same on every run and on 1 or 2 threads.
 test: book
+	$(BIN)/python tools/pdf.py
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests bnlib _build/jupyter_execute/chapters
+
+# The book as one PDF (tools/pdf.py): the pages `make book` built, in _toc.yml order, printed by Debian's
+# chromium (math, figures, the players' first frames) and joined by poppler's pdfunite. It prints the
+# existing HTML (no second Sphinx build, which would execute every notebook again); it builds the book
+# only when there is none. Needs chromium and poppler-utils (.ci/run installs them).
+pdf: $(STAMP)
+	test -f _build/html/index.html || $(MAKE) book
+	$(BIN)/python tools/pdf.py
 
 # One folder per assignment: student/<name>.ipynb (no solutions, no hidden tests) to hand out, and
 # autograder/ with the solution notebook and <name>-autograder_<date>.zip for `otter run -a`. Nothing

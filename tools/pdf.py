@@ -1,0 +1,370 @@
+"""Print the built HTML book to one PDF, offline: `make pdf` (or `python tools/pdf.py`).
+
+Jupyter Book's own route (`jupyter-book build --builder pdfhtml`) downloads a browser and fails
+with no network; a second Sphinx build would also execute every notebook again. This script prints
+the pages `make book` already built instead:
+
+1. the page order comes from `_toc.yml` (the root, then each part's chapters and their sections);
+2. `--html` (default `_build/html`) is served on 127.0.0.1 (a free port, a background thread);
+3. Debian's chromium (`/usr/bin/chromium`, or `$CHROMIUM`) opens each page through Playwright, as
+   tests/test_browser.py does. Every request to another host is blocked and counted (the book
+   works offline, so there should be none). The script waits until MathJax has typeset the math,
+   every image has loaded and, on pages with embedded ipywidgets state, the widgets have rendered;
+4. the page is printed with the theme's print CSS (sphinx-book-theme hides the sidebars, header
+   and footer navigation) plus PRINT_CSS below: A4 at 80 %, the book's title on top, the page's
+   title and the page number within the whole PDF at the bottom (CSS margin boxes, PAGE_CSS);
+5. the root page is printed again with each toc entry's first page number in its contents list,
+   and poppler's `pdfunite` joins the per-page PDFs, in toc order, into `--out`. A report for
+   tests/test_pdf.py goes next to it (`.json`: page ranges, requests made, seconds).
+
+What the printed book keeps and drops (PRINT_CSS, PREPARE_JS):
+- kept: the text, math, figures, the ipywidgets as rendered from their saved state, and each
+  kernel-free player's current image, i.e. its first frame;
+- dropped: screen-only controls (the header buttons, launch and download menus, copy buttons,
+  "back to top", the players' slider, buttons and loop-mode radios);
+- exercise solutions are printed, unfolded (on screen they sit in a folded dropdown; on paper a
+  folded dropdown could never be opened, and the PDF is meant to be the whole book). Cells whose
+  input is hidden (the chapters' install-bnlib cell) stay folded: they are set-up, not content;
+- links to other pages of the book stop being links (the PDF is one standalone file and
+  127.0.0.1:<port> will not exist when it is read); links within a page and to other sites stay.
+
+Exits non-zero, with a message that says what to do, when the HTML folder (or a page of the toc in
+it), chromium, Playwright or poppler is missing, and writes no PDF when a page asked for another
+host, threw an error, or has an image that did not load or a TeX error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import os
+import shutil
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HTML = ROOT / "_build" / "html"
+DEFAULT_OUT = ROOT / "_build" / "pdf" / "batch-normalization-explained.pdf"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# The launch flags of tests/test_browser.py (headless, no sandbox in containers, no network chatter).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+TIMEOUT_MS = 60_000
+
+# Screen-only chrome the theme's print CSS leaves visible, and the players' controls.
+PRINT_CSS = """
+@media print {
+  .header-article, .bd-header-article, .article-header-buttons, .dropdown-launch-buttons,
+  .dropdown-download-buttons, .btn-fullscreen-button, .theme-switch-button, .search-button,
+  .search-button-field, #pst-back-to-top, .copybtn, .toggle-button, .prev-next-area,
+  .bd-sidebar-primary, .bd-sidebar-secondary, .bd-header, .bd-footer, .bd-footer-article,
+  .bd-footer-content, .sidebar-toggle, .skip-link, a.headerlink,
+  .animation .anim-controls, .animation .anim-buttons, .animation .anim-state,
+  .animation input[type="range"] { display: none !important; }
+  /* A cell whose input is hidden (the chapters' install-bnlib cell): its folded input is not
+     printed anyway, so drop the "Show code cell source" bar too. */
+  div.cell > details.hide:not([open]) { display: none !important; }
+  /* Shadows are rasterized into grey bitmaps by chromium's PDF backend: flat boxes instead
+     (:not(#id) outranks the theme's own !important shadows on admonitions). */
+  :not(#pdf-none), :not(#pdf-none)::before, :not(#pdf-none)::after {
+    box-shadow: none !important; text-shadow: none !important; }
+  /* The player's current (first) frame, whole and on one page. */
+  .animation img { max-width: 100% !important; height: auto !important; }
+  /* The theme keeps a code block on one page; keep its cell's frame with it, or the frame is left
+     behind as an empty box at the foot of the page. */
+  div.cell_input { break-inside: avoid; }
+  /* The theme keeps every table on one page, so a long one (the Notation page's) leaves most of the
+     page before it empty: let tables run on, one row never split. */
+  table { break-inside: auto !important; }
+  tr { break-inside: avoid; }
+  img, figure, .animation, .cell_output .output.image_png, .jupyter-widgets { break-inside: avoid; }
+  .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
+  pre { white-space: pre-wrap !important; }
+  /* Links that were made inert (other pages of the book) read as text. */
+  a.pdf-inert { color: inherit !important; text-decoration: none !important; }
+  .pdf-toc-page { float: right; color: #666; }
+}
+"""
+
+# A4 with the book's title on top, the page's title and the page number of the whole PDF at the
+# bottom (CSS margin boxes: chromium's own header/footer templates number each page from 1).
+PAGE_CSS = """
+@page {
+  size: A4;
+  margin: 16mm 16mm 16mm 16mm;
+  @top-right { content: "Batch Normalization Explained"; font: 8pt sans-serif; color: #777; }
+  @bottom-left { content: "%(title)s"; font: 8pt sans-serif; color: #777; }
+  @bottom-right { content: counter(page); font: 8pt sans-serif; color: #777; }
+}
+@page:first { counter-increment: page %(first)d; }
+"""
+
+# Unfold the solutions, load every image now, put the page number into the print title, and make
+# links to other pages of the book inert (entries of the book's contents get their page number).
+PREPARE_JS = """
+([title, tocPages]) => {
+  for (const img of document.querySelectorAll('img')) { img.loading = 'eager'; }
+  // sphinx-togglebutton: a folded admonition has class toggle-hidden; its button toggles it.
+  for (const sol of document.querySelectorAll('.solution')) {
+    sol.classList.remove('toggle-hidden');
+    for (const hidden of sol.querySelectorAll('.toggle-hidden')) hidden.classList.remove('toggle-hidden');
+    for (const d of sol.querySelectorAll('details')) d.open = true;
+  }
+  for (const d of document.querySelectorAll('details.solution')) d.open = true;
+  // sphinx-book-theme prints the title without the chapter number: use the page's own title.
+  const printTitle = document.querySelector('#jb-print-docs-body > h1');
+  if (printTitle && title) printTitle.textContent = title;
+  // No emoji font on a bare Debian: the execution table's status marks as plain check marks.
+  const marks = {'\u2705': '\u2713', '\u274c': '\u2717', '\u2714\ufe0f': '\u2714'};
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (/[\u2705\u274c]|\u2714\ufe0f/.test(node.data)) {
+      node.data = node.data.replace(/\u2705|\u274c|\u2714\ufe0f/g, (m) => marks[m]);
+    }
+  }
+  let inert = 0;
+  const here = location.origin + location.pathname;
+  for (const a of document.querySelectorAll('a[href]')) {
+    const url = new URL(a.getAttribute('href'), location.href);
+    if (url.origin !== location.origin) continue;          // another site: a real link
+    if (url.origin + url.pathname === here && url.hash) {  // this page: keep the anchor
+      a.setAttribute('href', url.hash);
+      continue;
+    }
+    a.removeAttribute('href');
+    a.classList.add('pdf-inert');
+    inert += 1;
+    const page = tocPages[url.pathname];
+    if (page && !url.hash && a.closest('.toctree-wrapper')) {
+      const span = document.createElement('span');
+      span.className = 'pdf-toc-page';
+      span.textContent = String(page);
+      a.parentElement.appendChild(span);
+    }
+  }
+  return inert;
+}
+"""
+SCALE = 0.8  # the screen layout's 16px text is 9.6pt on paper: closer to a printed book
+
+
+def die(message: str) -> None:
+    print(f"tools/pdf.py: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def toc_pages(toc_file: Path) -> list[str]:
+    """The documents of a jb-book `_toc.yml` in reading order (root, then parts/chapters/sections)."""
+    import yaml
+
+    toc = yaml.safe_load(toc_file.read_text(encoding="utf-8"))
+    pages: list[str] = []
+
+    def add(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(str(Path(entry["file"]).with_suffix("")))
+            add(entry.get("sections"))
+
+    pages.append(str(Path(toc["root"]).with_suffix("")))
+    for part in toc.get("parts", []):
+        add(part.get("chapters"))
+    add(toc.get("chapters"))
+    return pages
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+        pass
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Printer:
+    """One chromium, one context that blocks (and counts) every request to another host."""
+
+    def __init__(self, browser):
+        self.remote: list[str] = []
+        self.local = 0
+        self.errors: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1100, "height": 1400},
+                                           service_workers="block")
+        self.context.route("**/*", self._route)
+
+    def _route(self, route):
+        url = route.request.url
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS:
+            self.local += 1
+            route.continue_()
+        else:
+            self.remote.append(url)
+            route.abort("blockedbyclient")
+
+    def print_page(self, url: str, out: Path, first_page: int, toc_pages: dict[str, int]) -> str:
+        """Print one page to `out`, numbered from `first_page`; return its title."""
+        page = self.context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"{url}: {exc}"))
+        try:
+            page.goto(url, wait_until="load", timeout=TIMEOUT_MS)
+            page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+            if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
+                page.wait_for_selector(".jupyter-widgets", timeout=TIMEOUT_MS)
+                page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+            title = page.title().split("\u2014")[0].strip() or url
+            page.evaluate(PREPARE_JS, [title, toc_pages])
+            page.add_style_tag(content=PRINT_CSS)
+            page.add_style_tag(content=PAGE_CSS % {"title": _css_string(title), "first": first_page})
+            self._wait_for_math(page)
+            page.wait_for_function(
+                """() => Array.from(document.images).every(i => i.complete)
+                      && document.fonts.status === 'loaded'""", timeout=TIMEOUT_MS)
+            bad = page.evaluate(
+                """() => Array.from(document.images)
+                     .filter(i => i.getAttribute('src') && i.naturalWidth === 0)
+                     .map(i => i.getAttribute('src').slice(0, 80))""")
+            if bad:
+                self.errors.append(f"{url}: images that did not load: {bad}")
+            errors = page.locator("mjx-merror").all_inner_texts()
+            if errors:
+                self.errors.append(f"{url}: TeX errors {errors}")
+            page.emulate_media(media="print")
+            page.pdf(path=str(out), prefer_css_page_size=True, print_background=True,
+                     scale=SCALE, tagged=True)
+            return title
+        finally:
+            page.close()
+
+    @staticmethod
+    def _wait_for_math(page) -> None:
+        if page.evaluate("() => !!(window.MathJax && MathJax.startup)") or \
+                page.locator("div.math, span.math").count():
+            page.wait_for_function(
+                "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                timeout=TIMEOUT_MS)
+            page.evaluate("() => MathJax.startup.promise")
+            page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+
+
+def _css_string(text: str) -> str:
+    """`text` inside a CSS double-quoted string."""
+    return "".join(c if c.isalnum() or c in " .,:;-()'" else f"\\{ord(c):x} " for c in text)
+
+
+def page_count(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--html", type=Path, default=DEFAULT_HTML, help="the built HTML book (%(default)s)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the PDF to write (%(default)s)")
+    ap.add_argument("--toc", type=Path, default=ROOT / "_toc.yml", help="page order (%(default)s)")
+    args = ap.parse_args(argv)
+    start = time.monotonic()
+
+    html = args.html.resolve()
+    if not (html / "index.html").is_file():
+        die(f"{html} has no index.html: build the book first (`make book`)")
+    if not CHROMIUM.is_file():
+        die(f"{CHROMIUM} is missing: `apt-get install chromium` (or set CHROMIUM=/path/to/chromium)")
+    for tool in ("pdfunite", "pdfinfo"):
+        if not shutil.which(tool):
+            die(f"{tool} is missing: `apt-get install poppler-utils`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        die("the playwright package is missing: run `make venv` (it is pinned in requirements.txt)")
+
+    docs = toc_pages(args.toc)
+    missing = [d for d in docs if not (html / f"{d}.html").is_file()]
+    if missing:
+        die(f"pages of {args.toc.name} missing from {html}: {', '.join(missing)} (rebuild: `make book`)")
+
+    httpd = _Server(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(html)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    server = f"http://127.0.0.1:{httpd.server_address[1]}"
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bnbook-pdf-") as tmp, sync_playwright() as pw:
+            # Never `playwright install` (its download is unavailable here): the system chromium.
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                printer = Printer(browser)
+                parts = [Path(tmp) / f"{i:03d}.pdf" for i in range(len(docs))]
+                urls = [f"{server}/{doc}.html" for doc in docs]
+                counts: list[int] = []
+                for i in range(len(docs)):
+                    title = printer.print_page(urls[i], parts[i], 1 + sum(counts), {})
+                    counts.append(page_count(parts[i]))
+                    rows.append((docs[i], title))
+                # Now that every page's first page number is known, print the root page again with
+                # them in its list of contents (when that changes its length, print it as it was).
+                starts = {f"/{doc}.html": 1 + sum(counts[:i]) for i, doc in enumerate(docs)}
+                again = Path(tmp) / "root.pdf"
+                printer.print_page(urls[0], again, 1, starts)
+                if page_count(again) == counts[0]:
+                    again.replace(parts[0])
+                printer.context.close()
+            finally:
+                browser.close()
+            if printer.remote:
+                die("pages asked for other hosts (blocked; the book must work offline):\n  "
+                    + "\n  ".join(sorted(set(printer.remote))))
+            if printer.errors:
+                die("problems while printing:\n  " + "\n  ".join(printer.errors))
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            tmp_out = args.out.with_suffix(".pdf.part")
+            subprocess.run(["pdfunite", *map(str, parts), str(tmp_out)], check=True)
+            tmp_out.replace(args.out)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+    total = page_count(args.out)
+    width = max(len(doc) for doc, _ in rows)
+    first = 1
+    for (doc, title), n in zip(rows, counts):
+        print(f"  {doc:<{width}}  pp. {first:>3}-{first + n - 1:<3} ({n:>2})  {title}")
+        first += n
+    seconds = time.monotonic() - start
+    # What was printed, for tests/test_pdf.py: the page ranges and the requests made.
+    report = {
+        "pages": [{"doc": doc, "title": title, "first": 1 + sum(counts[:i]), "count": counts[i]}
+                  for i, (doc, title) in enumerate(rows)],
+        "total_pages": total,
+        "pdf_bytes": args.out.stat().st_size,
+        "local_requests": printer.local,
+        "remote_requests": sorted(set(printer.remote)),
+        "seconds": round(seconds, 1),
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    size = args.out.stat().st_size / 2**20
+    print(f"tools/pdf.py: {args.out} — {total} pages, {size:.1f} MiB, "
+          f"{len(rows)} toc pages, {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
