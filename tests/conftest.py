@@ -9,6 +9,7 @@ it fails them, so that a broken set-up can never pass as "all skipped".
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+
+# tools/offline_site.py (page order, local server, chromium flags) is shared with tools/pdf.py.
+sys.path.insert(0, str(ROOT / "tools"))
+from offline_site import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, serve, toc_pages  # noqa: E402,F401
 
 
 def in_ci() -> bool:
@@ -50,3 +54,25 @@ def build_html() -> Path:
     if not (BUILD_HTML / "index.html").is_file():
         skip_or_fail(f"{BUILD_HTML} has no index.html: run `make book` first")
     return BUILD_HTML
+
+
+@pytest.fixture(scope="module")
+def server(build_html: Path):
+    """`_build/html` over HTTP on 127.0.0.1, on a free port, in a background thread."""
+    with serve(build_html) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        skip_or_fail(f"{CHROMIUM} is missing: `apt-get install chromium` (or set CHROMIUM=...)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - playwright is pinned in requirements.txt
+        skip_or_fail("the playwright package is not installed: run `make book`")
+    with sync_playwright() as pw:
+        # Never `playwright install`: its download is unavailable here; use the system chromium.
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from conftest import BUILD_HTML, ROOT, SCREENSHOTS, book_pages, skip_or_fail
-from test_browser import PageVisit, _has_math, _wait_for_mathjax, browser, server  # noqa: F401
+from test_browser import PageVisit, _has_math, _wait_for_mathjax
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 REPORT = ROOT / "_build" / "a11y" / "theme-violations.json"

@@ -10,32 +10,17 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import BUILD_HTML, ROOT, book_pages
+from conftest import BUILD_HTML, ROOT, book_pages, toc_pages
 
 pytestmark = pytest.mark.usefixtures("build_html")
 
 
 def toc_files() -> list[str]:
     """The document names listed in _toc.yml (root first), e.g. ``chapters/01_cpa_splines``."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    names = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [re.sub(r"\.(md|ipynb)$", "", n) for n in names]
+    return toc_pages(ROOT / "_toc.yml")
 
 
 class ResourceLinks(HTMLParser):

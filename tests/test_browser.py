@@ -15,67 +15,14 @@ Full-page screenshots go to `_build/screenshots/` for a human to look at.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import socketserver
-import threading
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import BUILD_HTML, CHROMIUM, SCREENSHOTS, book_pages, skip_or_fail
+from conftest import BUILD_HTML, LOCAL_HOSTS, SCREENSHOTS, book_pages, skip_or_fail
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 PAGES = [p.relative_to(BUILD_HTML).as_posix() for p in book_pages()]
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
-        pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@pytest.fixture(scope="module")
-def server(build_html: Path):
-    """`_build/html` over HTTP on 127.0.0.1, on a free port, in a background thread."""
-    handler = functools.partial(_QuietHandler, directory=str(build_html))
-    httpd = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        skip_or_fail(f"{CHROMIUM} is missing: `apt-get install chromium` (or set CHROMIUM=...)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - playwright is pinned in requirements.txt
-        skip_or_fail("the playwright package is not installed: run `make book`")
-    with sync_playwright() as pw:
-        # Never `playwright install`: its download is unavailable here; use the system chromium.
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class PageVisit:

@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import BUILD_HTML, ROOT, skip_or_fail
+from conftest import BUILD_HTML, ROOT, skip_or_fail, toc_pages
 
 PDF = Path(os.environ.get("BNBOOK_PDF", ROOT / "_build" / "pdf" / "batch-normalization-explained.pdf"))
 HTML = Path(os.environ.get("BNBOOK_PDF_HTML", BUILD_HTML))
@@ -54,22 +53,6 @@ WARM_PALETTE = np.array(
 
 def _run(*args: str) -> str:
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout
-
-
-def _toc_docs(toc_file: Path) -> list[str]:
-    toc = yaml.safe_load(toc_file.read_text(encoding="utf-8"))
-    docs = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                docs.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [re.sub(r"\.(md|ipynb)$", "", d) for d in docs]
 
 
 def _squash(text: str) -> str:
@@ -124,7 +107,7 @@ def book():
         skip_or_fail(f"{HTML} has no index.html: run `make book`")
     if PDF.stat().st_mtime < (HTML / "index.html").stat().st_mtime:
         skip_or_fail(f"{PDF} is older than the HTML book in {HTML}: run `make pdf` again")
-    return [Doc(name) for name in _toc_docs(TOC)]
+    return [Doc(name) for name in toc_pages(TOC)]
 
 
 @pytest.fixture(scope="module")

@@ -36,36 +36,20 @@ host, threw an error, or has an image that did not load or a TeX error.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
-import os
 import shutil
-import socketserver
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from offline_site import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, serve, toc_pages
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HTML = ROOT / "_build" / "html"
 DEFAULT_OUT = ROOT / "_build" / "pdf" / "batch-normalization-explained.pdf"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-# The launch flags of tests/test_browser.py (headless, no sandbox in containers, no network chatter).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 TIMEOUT_MS = 60_000
 
 # Screen-only chrome the theme's print CSS leaves visible, and the players' controls.
@@ -170,36 +154,6 @@ def die(message: str) -> None:
     raise SystemExit(1)
 
 
-def toc_pages(toc_file: Path) -> list[str]:
-    """The documents of a jb-book `_toc.yml` in reading order (root, then parts/chapters/sections)."""
-    import yaml
-
-    toc = yaml.safe_load(toc_file.read_text(encoding="utf-8"))
-    pages: list[str] = []
-
-    def add(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                pages.append(str(Path(entry["file"]).with_suffix("")))
-            add(entry.get("sections"))
-
-    pages.append(str(Path(toc["root"]).with_suffix("")))
-    for part in toc.get("parts", []):
-        add(part.get("chapters"))
-    add(toc.get("chapters"))
-    return pages
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
-        pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 class Printer:
     """One chromium, one context that blocks (and counts) every request to another host."""
 
@@ -302,11 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         die(f"pages of {args.toc.name} missing from {html}: {', '.join(missing)} (rebuild: `make book`)")
 
-    httpd = _Server(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(html)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    server = f"http://127.0.0.1:{httpd.server_address[1]}"
     rows = []
-    try:
+    with serve(html) as server:
         with tempfile.TemporaryDirectory(prefix="bnbook-pdf-") as tmp, sync_playwright() as pw:
             # Never `playwright install` (its download is unavailable here): the system chromium.
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -338,9 +289,6 @@ def main(argv: list[str] | None = None) -> int:
             tmp_out = args.out.with_suffix(".pdf.part")
             subprocess.run(["pdfunite", *map(str, parts), str(tmp_out)], check=True)
             tmp_out.replace(args.out)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
     total = page_count(args.out)
     width = max(len(doc) for doc, _ in rows)
