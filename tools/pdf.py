@@ -24,7 +24,7 @@ What the printed book keeps and drops (PRINT_CSS, PREPARE_JS):
   "back to top", the players' slider, buttons and loop-mode radios);
 - exercise solutions are printed, unfolded (on screen they sit in a folded dropdown; on paper a
   folded dropdown could never be opened, and the PDF is meant to be the whole book). Cells whose
-  input is hidden (the chapters' install-bnlib cell) stay folded: they are set-up, not content;
+  input is hidden (tag hide-input; none in the chapters today) stay folded: set-up, not content;
 - links to other pages of the book stop being links (the PDF is one standalone file and
   127.0.0.1:<port> will not exist when it is read); links within a page and to other sites stay.
 
@@ -62,7 +62,7 @@ PRINT_CSS = """
   .bd-footer-content, .sidebar-toggle, .skip-link, a.headerlink,
   .animation .anim-controls, .animation .anim-buttons, .animation .anim-state,
   .animation input[type="range"] { display: none !important; }
-  /* A cell whose input is hidden (the chapters' install-bnlib cell): its folded input is not
+  /* A cell whose input is hidden (tag hide-input): its folded input is not
      printed anyway, so drop the "Show code cell source" bar too. */
   div.cell > details.hide:not([open]) { display: none !important; }
   /* Shadows are rasterized into grey bitmaps by chromium's PDF backend: flat boxes instead
