@@ -21,13 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BUILD_HTML, ROOT, SCREENSHOTS, book_pages, skip_or_fail
-from test_browser import PageVisit, _has_math, _wait_for_mathjax
+from conftest import ROOT, SCREENSHOTS, skip_or_fail
+from test_browser import CHAPTERS, PAGES, PageVisit, _has_math, _wait_for_mathjax
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 REPORT = ROOT / "_build" / "a11y" / "theme-violations.json"
-PAGES = [p.relative_to(BUILD_HTML).as_posix() for p in book_pages()]
-CHAPTERS = [n for n in PAGES if n.startswith("chapters/")]
 SERIOUS = {"serious", "critical"}
 ARTICLE = "article.bd-article"
 

@@ -46,6 +46,14 @@ def _seeded(seed, build):
     return net
 
 
+def _nested_bn() -> nn.Sequential:
+    """Nested Sequentials, an Identity, a bias-free Linear and a BatchNorm without affine part."""
+    return nn.Sequential(
+        nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4)), nn.ReLU(), nn.Identity(),
+        nn.Sequential(nn.Linear(4, 6, bias=False), nn.BatchNorm1d(6, affine=False), nn.LeakyReLU(0.05)),
+        nn.Linear(6, 1))
+
+
 def _trained_bn(seed):
     net = bnlib.MLP([2, 6, 6, 6, 6], batchnorm=True, n_classes=1, seed=seed)
     with torch.no_grad():
@@ -94,18 +102,9 @@ CASES = {
         _seeded(0, lambda: nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 3), nn.LeakyReLU(0.2),
                                          nn.Linear(3, 7), nn.ReLU())),
         (-2, 2, -2, 2), None),
-    "hand-nested-identity-nobias-bn-eval-1out": lambda: (
-        _seeded(1, lambda: nn.Sequential(
-            nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4)), nn.ReLU(), nn.Identity(),
-            nn.Sequential(nn.Linear(4, 6, bias=False), nn.BatchNorm1d(6, affine=False), nn.LeakyReLU(0.05)),
-            nn.Linear(6, 1))),
-        (-2, 2, -2, 2), None),
+    "hand-nested-identity-nobias-bn-eval-1out": lambda: (_seeded(1, _nested_bn), (-2, 2, -2, 2), None),
     "hand-nested-identity-nobias-bn-batch-1out": lambda: (
-        _seeded(1, lambda: nn.Sequential(
-            nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4)), nn.ReLU(), nn.Identity(),
-            nn.Sequential(nn.Linear(4, 6, bias=False), nn.BatchNorm1d(6, affine=False), nn.LeakyReLU(0.05)),
-            nn.Linear(6, 1))),
-        DATA_BOX, cluster(150, seed=2)),
+        _seeded(1, _nested_bn), DATA_BOX, cluster(150, seed=2)),
     "hand-two-linears-inplace-relu-3out": lambda: (
         _seeded(2, lambda: nn.Sequential(nn.Linear(2, 5), nn.Linear(5, 4), nn.ReLU(inplace=True),
                                          nn.Linear(4, 4), nn.LeakyReLU(0.1), nn.Linear(4, 3))),
