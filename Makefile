@@ -3,6 +3,8 @@
 #               the HTML book into _build/html (every notebook executed; any warning fails)
 #   make test   everything `make book` does, then the PDF (as `make pdf`) and the whole test suite
 #               (pytest)
+#   make test-unit  only the fast unit tests of bnlib (tests/unit, marker `unit`) and its doctests:
+#               no book build, under a minute; the book checks are tests/book (marker `book`)
 #   make pdf    the whole book as one PDF, _build/pdf/batch-normalization-explained.pdf: the built HTML
 #               pages (`make book` first if _build/html is missing) printed by chromium, offline
 #   make assignments  the coursework (coursework/*.ipynb, Otter-Grader masters): student notebooks and
@@ -18,7 +20,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bnbook-installed
 VENDOR  := _vendor/.stamp
 
-.PHONY: all book test pdf lab serve vendor venv clean assignments
+.PHONY: all book test test-unit pdf lab serve vendor venv clean assignments
 
 all: book
 
@@ -56,6 +58,10 @@ test: book
 	$(BIN)/python tools/pdf.py
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests bnlib _build/jupyter_execute/chapters
 
+# The developer's loop: bnlib's unit tests (tests/unit) and doctests, without building the book.
+test-unit: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/unit bnlib
+
 # The book as one PDF (tools/pdf.py): the pages `make book` built, in _toc.yml order, printed by Debian's
 # chromium (math, figures, the players' first frames) and joined by poppler's pdfunite. It prints the
 # existing HTML (no second Sphinx build, which would execute every notebook again); it builds the book
@@ -66,7 +72,7 @@ pdf: $(STAMP)
 
 # One folder per assignment: student/<name>.ipynb (no solutions, no hidden tests) to hand out, and
 # autograder/ with the solution notebook and <name>-autograder_<date>.zip for `otter run -a`. Nothing
-# is executed (run_tests: false in each master): tests/test_coursework.py grades the solutions.
+# is executed (run_tests: false in each master): tests/book/test_coursework.py grades the solutions.
 ASSIGNMENTS := $(wildcard coursework/ch*.ipynb)
 
 assignments: $(STAMP)

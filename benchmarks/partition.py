@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import bnlib  # noqa: E402
-from bnlib.widgets import random_partition_frame  # noqa: E402
+from bnlib.frames import random_partition_frame  # noqa: E402
 
 BOX = (-3.0, 3.0, -3.0, 3.0)
 NETS = [(4, 6), (4, 16), (8, 32), (4, 64)]

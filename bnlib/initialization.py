@@ -1,9 +1,9 @@
-"""Initializations that look at the data, and the experiment that compares them.
+"""Initializations that look at the data.
 
 Chapter 3 asks whether batch normalization helps learning because it acts as a *smart
 initialization*: with random weights, BN statistics taken from the (unlabelled) training data
-already place every unit's boundary across the data. This module holds the pieces of that
-experiment:
+already place every unit's boundary across the data. This module holds the tools of that
+question:
 
 * :func:`fold_batchnorm` computes the BN statistics once on a batch and folds them into the
   ``Linear`` layers: a plain network computing exactly what the BN network computes on that
@@ -12,50 +12,22 @@ experiment:
   layer-sequential unit-variance initialization, as a peer.
 * :func:`linear_probe` trains only a linear classifier on the frozen features of a random
   network: what the unsupervised adaptation alone buys.
-* :func:`initial_model` builds the starting network of each arm from one seed, and
-  :func:`run_arms` trains every arm on every seed with :func:`bnlib.train.fit` and returns a
-  tidy table (a dict of numpy arrays, one row per arm, seed and epoch).
-* :func:`learning_curves`, :func:`epochs_to_reach` and :func:`mean_interval` summarise it, and
-  :func:`snapshots` keeps the weights at a few epochs, for pictures of training.
+
+The experiment that compares them (its arms, runner and summaries) is
+:mod:`bnlib.experiments.ch3_initialization`.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from .nets import MLP, check_points
-from .geometry import mean_interval  # noqa: F401  (re-exported: the chapter uses it from here)
-from .train import fit
+from .nets import MLP, affine_layers, check_points, has_batchnorm, to_sequential
 
-__all__ = [
-    "ARMS",
-    "fold_batchnorm",
-    "lsuv",
-    "features",
-    "linear_probe",
-    "initial_model",
-    "run_arms",
-    "learning_curves",
-    "epochs_to_reach",
-    "mean_interval",
-    "snapshots",
-]
-
-ARMS = ("plain", "bn", "bn_init", "lsuv")
-"""The arms of the experiment, all built from one seed by :func:`initial_model`.
-
-``"plain"``: the MLP without BN, torch's default (Kaiming-uniform) weights.
-``"bn"``: the same weights with ``BatchNorm1d`` after every hidden ``Linear``, kept in training.
-``"bn_init"``: the ``"bn"`` network with its statistics on the training inputs folded into the
-``Linear`` layers (:func:`fold_batchnorm`); a plain network from then on.
-``"lsuv"``: the plain network re-initialised by :func:`lsuv` on the training inputs.
-"""
+__all__ = ["fold_batchnorm", "lsuv", "features", "linear_probe"]
 
 
 def _flatten(model: nn.Module) -> list[nn.Module]:
@@ -81,23 +53,24 @@ def _inputs(model_modules: list[nn.Module], X, name: str = "X") -> np.ndarray:
 def fold_batchnorm(model: nn.Module, X) -> nn.Sequential:
     """The plain network that computes what ``model`` computes on ``X`` in training mode.
 
-    Every ``BatchNorm1d`` that follows a ``Linear`` normalises with the mean and the *biased*
-    variance of its input over the batch ``X`` (plus its ``eps``), as torch does in training
-    mode. With those statistics fixed, BN is an affine map, and it is folded into the
-    ``Linear`` before it:
+    Every ``BatchNorm1d`` normalises with the mean and the *biased* variance of its input over
+    the batch ``X`` (plus its ``eps``), as torch does in training mode. With those statistics
+    fixed, BN is an affine map, and it is folded into the ``Linear`` before it
+    (:func:`bnlib.nets.affine_layers` reads it; :func:`bnlib.nets.to_sequential` writes the
+    result back as torch modules):
 
     ``W' = diag(gamma / sqrt(var + eps)) W``, ``b' = gamma (b - mean) / sqrt(var + eps) + beta``.
 
     The statistics are computed once, in float64, layer after layer (the input of a BN layer
     depends on the BN layers before it). ``model`` is not modified (its running statistics are
-    not touched); the result is a new ``Sequential`` of the same dtype, with the BN modules
-    removed, in training mode.
+    not touched); the result is a new ``Sequential`` of the same dtype, ``Linear`` and
+    activation modules only (BN, ``Identity`` and ``Dropout`` gone), in training mode.
 
     Parameters
     ----------
     model
-        A ``Sequential`` of ``Linear``, ``BatchNorm1d``, ``ReLU``/``LeakyReLU``, ``Identity``.
-        Every ``BatchNorm1d`` must come right after a ``Linear``.
+        A ``Sequential`` of ``Linear``, ``BatchNorm1d``, ``ReLU``/``LeakyReLU``, ``Identity``,
+        ``Dropout``.
     X
         The batch (n, d_in), n >= 2: for chapter 3, the whole training set.
 
@@ -118,45 +91,13 @@ def fold_batchnorm(model: nn.Module, X) -> nn.Sequential:
     True
     """
     modules = _check_model(model)
-    z = torch.as_tensor(_inputs(modules, X), dtype=torch.float64)
-    if len(z) < 2:
-        raise ValueError(f"batch statistics need at least 2 samples; got {len(z)}")
+    Z = _inputs(modules, X)
+    if len(Z) < 2:
+        raise ValueError(f"batch statistics need at least 2 samples; got {len(Z)}")
     dtype = next((p.dtype for p in model.parameters()), torch.float32)
-    out: list[nn.Module] = []
-    with torch.no_grad():
-        for i, m in enumerate(modules):
-            if isinstance(m, nn.BatchNorm1d):
-                if not out or not isinstance(out[-1], nn.Linear) or not isinstance(modules[i - 1], nn.Linear):
-                    raise ValueError("fold_batchnorm folds a BatchNorm1d into the Linear right before it; "
-                                     f"module {i} (BatchNorm1d) does not follow a Linear")
-                lin = out[-1]
-                if m.num_features != lin.out_features:
-                    raise ValueError(f"BatchNorm1d has {m.num_features} features but receives {lin.out_features}")
-                mean, var = z.mean(0), z.var(0, unbiased=False)  # z is the Linear's output here
-                gamma = m.weight.double() if m.affine else torch.ones_like(mean)
-                beta = m.bias.double() if m.affine else torch.zeros_like(mean)
-                scale = gamma / torch.sqrt(var + m.eps)
-                W64, b64 = lin.weight.double(), lin.bias.double()
-                lin.weight.copy_((scale[:, None] * W64).to(dtype))
-                lin.bias.copy_((scale * (b64 - mean) + beta).to(dtype))
-                z = scale * (z - mean) + beta
-            elif isinstance(m, nn.Linear):
-                new = copy.deepcopy(m)
-                if new.bias is None:  # folding needs a bias to carry the mean
-                    new = nn.Linear(m.in_features, m.out_features, dtype=m.weight.dtype)
-                    new.weight.copy_(m.weight)
-                    new.bias.zero_()
-                out.append(new)
-                z = z @ m.weight.double().T + (m.bias.double() if m.bias is not None else 0.0)
-            elif isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Identity)):
-                out.append(copy.deepcopy(m))
-                z = m(z)
-            else:
-                raise ValueError(
-                    f"unsupported layer {type(m).__name__}: fold_batchnorm reads Linear, BatchNorm1d, "
-                    "ReLU, LeakyReLU and Identity"
-                )
-    return nn.Sequential(*out).train()
+    # bnlib.nets reads BN (the one reader): with the batch's statistics every BN is an affine map,
+    # composed with the Linear before it; the float64 layers become Linear modules again
+    return to_sequential(affine_layers(model, batch=Z), dtype=dtype).train()
 
 
 def lsuv(
@@ -207,7 +148,7 @@ def lsuv(
     [1.0, 1.0, 1.0]
     """
     modules = _check_model(model)
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in modules):
+    if has_batchnorm(model):
         raise ValueError("lsuv expects a plain network without BatchNorm; fold or drop the BN layers first")
     Z = _inputs(modules, X)
     if len(Z) < 2:
@@ -248,7 +189,7 @@ def features(model: nn.Module, X, *, batch=None) -> np.ndarray:
     """
     modules = _check_model(model)
     Z = _inputs(modules, X)
-    if any(isinstance(m, nn.BatchNorm1d) for m in modules):
+    if has_batchnorm(model):
         model = fold_batchnorm(model, Z if batch is None else batch)
         modules = _flatten(model)
     last = max(i for i, m in enumerate(modules) if isinstance(m, nn.Linear))
@@ -298,171 +239,3 @@ def linear_probe(model: nn.Module, X_train, y_train, X_test, y_test, *, C: float
         "train_accuracy": float(clf.score(F_train, y_train)),
         "test_accuracy": float(clf.score(F_test, y_test)),
     }
-
-
-def _check_arm(arm: str) -> str:
-    if arm not in ARMS:
-        raise ValueError(f"arm must be one of {ARMS}; got {arm!r}")
-    return arm
-
-
-def initial_model(
-    arm: str, widths: Sequence[int], n_classes: int, X, *, seed: int, negative_slope: float = 0.1
-) -> nn.Sequential:
-    """The starting network of one arm (see :data:`ARMS`), built from ``seed``.
-
-    ``"plain"``, ``"bn"`` and ``"bn_init"`` share the ``Linear`` weights drawn from ``seed``;
-    ``"lsuv"`` redraws them (orthonormal, same seed) and rescales them on ``X``.
-
-    Examples
-    --------
-    >>> X = np.random.default_rng(0).normal(size=(64, 2))
-    >>> [type(m).__name__ for m in initial_model("bn", [2, 4], 1, X, seed=0)]
-    ['Linear', 'BatchNorm1d', 'LeakyReLU', 'Linear']
-    """
-    _check_arm(arm)
-    net = MLP(widths, batchnorm=arm in ("bn", "bn_init"), negative_slope=negative_slope,
-              n_classes=n_classes, seed=seed)
-    if arm == "bn_init":
-        return fold_batchnorm(net, X)
-    if arm == "lsuv":
-        return lsuv(net, X, seed=seed)
-    return net
-
-
-def _check_seeds(seeds) -> list[int]:
-    try:
-        out = [s for s in seeds]
-    except TypeError:
-        raise ValueError(f"seeds must be a sequence of integers; got {seeds!r}") from None
-    if not out or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in out):
-        raise ValueError(f"seeds must be a non-empty sequence of integers; got {seeds!r}")
-    return [int(s) for s in out]
-
-
-def run_arms(
-    X,
-    y,
-    *,
-    widths: Sequence[int],
-    n_classes: int,
-    seeds: Sequence[int],
-    arms: Sequence[str] = ARMS,
-    epochs: int = 20,
-    batch_size: int | None = 32,
-    lr: float = 1e-2,
-    optimizer: str = "adam",
-    X_test=None,
-    y_test=None,
-    negative_slope: float = 0.1,
-    progress: bool = True,
-) -> dict[str, np.ndarray]:
-    """Train every arm from every seed; one row per (arm, seed, epoch).
-
-    For one seed all arms share the initial ``Linear`` weights (except ``"lsuv"``, which redraws
-    them from the same seed) and the data order (:func:`bnlib.train.fit` seeded with ``seed``).
-    Epoch 0 is the network before any step. Accuracies are in eval mode (the ``"bn"`` arm uses
-    its running statistics).
-
-    Returns
-    -------
-    dict of numpy arrays
-        ``arm``, ``seed``, ``epoch``, ``train_loss``, ``train_accuracy``, ``test_accuracy``
-        (NaN without a test set).
-
-    Examples
-    --------
-    >>> from bnlib import data
-    >>> X, y = data.moons(64, seed=0)
-    >>> t = run_arms(X, y, widths=[2, 8], n_classes=1, seeds=[0, 1], epochs=2, progress=False)
-    >>> len(t["arm"]), sorted(set(t["arm"].tolist()))
-    (24, ['bn', 'bn_init', 'lsuv', 'plain'])
-    """
-    arms = [_check_arm(a) for a in (arms if not isinstance(arms, str) else [arms])]
-    if not arms:
-        raise ValueError("arms must list at least one arm")
-    seeds = _check_seeds(seeds)
-    Xn = check_points(X, int(widths[0]), "X")
-    rows: dict[str, list] = {k: [] for k in ("arm", "seed", "epoch", "train_loss", "train_accuracy", "test_accuracy")}
-    runs = [(a, s) for s in seeds for a in arms]
-    for arm, seed in tqdm(runs, desc="arms x seeds", disable=not progress):
-        net = initial_model(arm, widths, n_classes, Xn, seed=seed, negative_slope=negative_slope)
-        hist = fit(net, Xn, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                   seed=seed, X_test=X_test, y_test=y_test, progress=False)
-        h = hist.as_arrays()
-        n = len(h["epoch"])
-        rows["arm"] += [arm] * n
-        rows["seed"] += [seed] * n
-        for k in ("epoch", "train_loss", "train_accuracy", "test_accuracy"):
-            rows[k] += list(h[k])
-    return {k: np.asarray(v) for k, v in rows.items()}
-
-
-def learning_curves(table: dict, metric: str, level: float = 0.95) -> dict[str, dict[str, np.ndarray]]:
-    """Per arm and epoch: mean of ``metric`` over seeds and its interval (:func:`mean_interval`).
-
-    Returns ``{arm: {"epoch", "mean", "lo", "hi"}}``.
-    """
-    if metric not in table:
-        raise ValueError(f"metric must be a column of the table {sorted(table)}; got {metric!r}")
-    out = {}
-    for arm in dict.fromkeys(table["arm"].tolist()):
-        sel = table["arm"] == arm
-        epochs = np.unique(table["epoch"][sel])
-        stats = np.array([mean_interval(table[metric][sel & (table["epoch"] == e)], level) for e in epochs])
-        out[arm] = {"epoch": epochs, "mean": stats[:, 0], "lo": stats[:, 1], "hi": stats[:, 2]}
-    return out
-
-
-def epochs_to_reach(table: dict, metric: str, threshold: float) -> dict[str, np.ndarray]:
-    """First epoch at which ``metric >= threshold``, one row per (arm, seed); NaN if never.
-
-    Returns a dict of arrays ``arm``, ``seed``, ``epochs``.
-    """
-    if metric not in table:
-        raise ValueError(f"metric must be a column of the table {sorted(table)}; got {metric!r}")
-    arms, seeds, first = [], [], []
-    for arm in dict.fromkeys(table["arm"].tolist()):
-        for seed in dict.fromkeys(table["seed"][table["arm"] == arm].tolist()):
-            sel = (table["arm"] == arm) & (table["seed"] == seed)
-            order = np.argsort(table["epoch"][sel])
-            hit = np.nonzero(table[metric][sel][order] >= threshold)[0]
-            arms.append(arm)
-            seeds.append(seed)
-            first.append(float(table["epoch"][sel][order][hit[0]]) if len(hit) else np.nan)
-    return {"arm": np.asarray(arms), "seed": np.asarray(seeds), "epochs": np.asarray(first)}
-
-
-def snapshots(
-    arm: str,
-    X,
-    y,
-    *,
-    widths: Sequence[int],
-    n_classes: int,
-    seed: int,
-    at: Sequence[int],
-    batch_size: int | None = 32,
-    lr: float = 1e-2,
-    optimizer: str = "adam",
-    negative_slope: float = 0.1,
-) -> list[dict]:
-    """The weights of one arm's run (as in :func:`run_arms`) after each epoch count in ``at``.
-
-    Each snapshot re-runs the seeded training from the start for that many epochs: since
-    :func:`bnlib.train.fit` is deterministic this is exactly the state the full run passes
-    through, whatever the optimizer's internal state. Returns one ``state_dict`` per entry of
-    ``at``; load it into ``initial_model(arm, ...)`` to draw it.
-    """
-    _check_arm(arm)
-    at = _check_seeds(at)
-    if min(at) < 0:
-        raise ValueError(f"snapshot epochs must be >= 0; got {at}")
-    Xn = check_points(X, int(widths[0]), "X")
-    start = initial_model(arm, widths, n_classes, Xn, seed=seed, negative_slope=negative_slope)
-    out = []
-    for e in at:
-        net = copy.deepcopy(start)
-        fit(net, Xn, y, epochs=e, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed, progress=False)
-        out.append({k: v.detach().clone() for k, v in net.state_dict().items()})
-    return out

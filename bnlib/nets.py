@@ -15,7 +15,22 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MLP", "AffineLayer", "affine_layers", "forward", "preactivations", "check_points"]
+from ._validation import check_int, check_ints, check_number, check_optional_int, check_seed
+from ._validation import check_points as _check_points
+
+__all__ = [
+    "MLP",
+    "AffineLayer",
+    "BatchNormRead",
+    "affine_layers",
+    "read_batchnorm",
+    "has_batchnorm",
+    "to_sequential",
+    "activation_patterns",
+    "forward",
+    "preactivations",
+    "check_points",
+]
 
 
 def MLP(
@@ -59,15 +74,10 @@ def MLP(
     >>> bool(torch.equal(net[0].weight, MLP([2, 6, 6], seed=3)[0].weight))
     True
     """
-    widths = [int(w) for w in widths]
-    if len(widths) < 2 or min(widths) < 1:
-        raise ValueError(
-            f"widths must list the input dimension and at least one hidden width, all >= 1; got {widths}"
-        )
-    if not np.isfinite(negative_slope) or negative_slope < 0:
-        raise ValueError(f"negative_slope must be a finite number >= 0; got {negative_slope}")
-    if n_classes is not None and int(n_classes) < 1:
-        raise ValueError(f"n_classes must be None or >= 1; got {n_classes}")
+    widths = check_ints(widths, "widths", "MLP", at_least=1, min_len=2)
+    negative_slope = check_number(negative_slope, "negative_slope", "MLP", low=0)
+    n_classes = check_optional_int(n_classes, "n_classes", "MLP", at_least=1)
+    seed = check_seed(seed, "seed", "MLP")
     layers: list[nn.Module] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -114,23 +124,173 @@ def _finite(name: str, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def check_points(points, dim: int, name: str = "points") -> np.ndarray:
-    """Return ``points`` as a finite float64 array of shape (n, dim), or raise ``ValueError``."""
-    if isinstance(points, torch.Tensor):
-        points = points.detach().cpu().numpy()
-    arr = np.asarray(points, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise ValueError(f"{name} must have shape (n, {dim}); got shape {arr.shape}")
-    return _finite(name, arr)
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().double().cpu().numpy()
+
+
+def check_points(points, dim: int | None, name: str = "points", func: str = "", *, at_least: int = 0) -> np.ndarray:
+    """Return ``points`` as a finite float64 array of shape (n, dim), or raise ``ValueError``.
+
+    ``dim=None`` accepts any number of columns; ``at_least`` is the fewest rows accepted.
+    """
+    return _check_points(points, dim, name, func, at_least=at_least)
+
+
+def _is_batchnorm(m: nn.Module) -> bool:
+    return isinstance(m, nn.modules.batchnorm._BatchNorm)
+
+
+def _is_identity(m: nn.Module) -> bool:
+    # Dropout and bnlib.noise.BatchNoise compute the identity in evaluation; bnlib reads a network as
+    # the function it computes there (BN statistics are chosen separately: running or a batch's).
+    return isinstance(m, (nn.Identity, nn.Dropout)) or bool(getattr(m, "identity_in_eval", False))
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` holds a batch-normalization module (any of torch's ``BatchNorm`` classes).
+
+    Examples
+    --------
+    >>> has_batchnorm(MLP([2, 3], batchnorm=True)), has_batchnorm(MLP([2, 3]))
+    (True, False)
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    return any(_is_batchnorm(m) for m in model.modules())
+
+
+@dataclass(frozen=True)
+class BatchNormRead:
+    """One ``BatchNorm1d`` of a network as bnlib reads it: parameters and the statistics in use.
+
+    The BN module sits inside hidden layer ``layer`` (1-based) and normalises
+    ``u = weight @ z + bias``, where ``z`` is that layer's input and ``weight``, ``bias`` the
+    affine modules between the layer's input and the BN (for an :func:`MLP`, the ``Linear``).
+
+    Attributes
+    ----------
+    layer : int
+        The hidden layer (1-based) holding the module.
+    block : tuple of str
+        The modules of that layer up to and including the BN, e.g. ``("Linear", "BatchNorm1d")``.
+    weight, bias : ndarray (k, d), (k,)
+        The affine map from the layer's input to the BN's input.
+    mean, var : ndarray (k,)
+        The statistics BN uses: the mean and the *biased* variance of ``u`` over the batch
+        (``source == "batch"``, as torch in training mode), or the running statistics
+        (``source == "running"``, as torch in eval mode).
+    gamma, beta : ndarray (k,)
+        The affine parameters (1 and 0 when the module has ``affine=False``).
+    eps : float
+    source : str
+        ``"batch"`` or ``"running"``.
+    inputs : ndarray (N, d) or None
+        The batch at the layer's input (None for running statistics).
+    """
+
+    layer: int
+    block: tuple
+    weight: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    gamma: np.ndarray
+    beta: np.ndarray
+    eps: float
+    source: str
+    inputs: np.ndarray | None = None
+
+    @property
+    def scale(self) -> np.ndarray:
+        """``gamma / sqrt(var + eps)``: BN's slope on each unit."""
+        return self.gamma / np.sqrt(self.var + self.eps)
+
+
+def _read(model: nn.Module, batch=None) -> tuple[list[AffineLayer], list[BatchNormRead]]:
+    """The one walk over a torch model's modules: its affine layers (BN folded) and its BN reads."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module (a Sequential); got {type(model).__name__}")
+    modules = _flatten(model)
+    if not any(isinstance(m, nn.Linear) for m in modules):
+        raise ValueError("model has no nn.Linear layer; expected a Sequential of Linear/BatchNorm1d/activations")
+    d_in = next(m for m in modules if isinstance(m, nn.Linear)).in_features
+    z = None
+    if batch is not None:
+        z = check_points(batch, d_in, "batch")
+        if len(z) < 2 and any(_is_batchnorm(m) for m in modules):
+            raise ValueError(
+                f"batch statistics need a batch of at least 2 samples; got {len(z)} "
+                "(torch's BatchNorm1d refuses a batch of 1 in training mode too)"
+            )
+
+    layers: list[AffineLayer] = []
+    reads: list[BatchNormRead] = []
+    W = np.eye(d_in)
+    b = np.zeros(d_in)
+    dim = d_in
+    block: list[str] = []
+    pending = False  # an affine map not yet closed by an activation
+    for m in modules:
+        if _is_identity(m):
+            continue
+        if isinstance(m, nn.Linear):
+            if m.in_features != dim:
+                raise ValueError(f"nn.Linear expects {m.in_features} inputs but receives {dim}")
+            Wm = _finite("a Linear weight", _np(m.weight))
+            bm = _finite("a Linear bias", _np(m.bias)) if m.bias is not None else np.zeros(m.out_features)
+            W, b = Wm @ W, Wm @ b + bm
+            dim = m.out_features
+            pending = True
+        elif isinstance(m, nn.BatchNorm1d):
+            if m.num_features != dim:
+                raise ValueError(f"BatchNorm1d has {m.num_features} features but receives {dim}")
+            if z is not None:
+                h = z @ W.T + b
+                mean, var = h.mean(0), h.var(0)  # biased variance, as torch in training mode
+                source = "batch"
+            elif m.track_running_stats and m.running_mean is not None:
+                mean, var = _np(m.running_mean), _np(m.running_var)
+                source = "running"
+            else:
+                raise ValueError("a BatchNorm1d without running statistics needs batch=... to be read")
+            gamma = _np(m.weight) if m.affine else np.ones(dim)
+            beta = _np(m.bias) if m.affine else np.zeros(dim)
+            block.append(type(m).__name__)
+            reads.append(BatchNormRead(len(layers) + 1, tuple(block), W.copy(), b.copy(), mean, var, gamma,
+                                       beta, float(m.eps), source, None if z is None else z.copy()))
+            scale = _finite("BatchNorm1d parameters", gamma / np.sqrt(var + m.eps))
+            W, b = scale[:, None] * W, scale * (b - mean) + _finite("BatchNorm1d beta", beta)
+            pending = True
+            continue
+        elif isinstance(m, (nn.ReLU, nn.LeakyReLU)):
+            if not pending:
+                raise ValueError("an activation must follow a Linear (two activations in a row are not supported)")
+            slope = float(m.negative_slope) if isinstance(m, nn.LeakyReLU) else 0.0
+            layer = AffineLayer(W, b, slope, True)
+            layers.append(layer)
+            if z is not None:
+                z = layer(z)
+            W, b, pending, block = np.eye(dim), np.zeros(dim), False, []
+            continue
+        else:
+            raise ValueError(
+                f"unsupported layer {type(m).__name__}: bnlib reads Linear, BatchNorm1d, ReLU, "
+                "LeakyReLU, Identity and Dropout"
+            )
+        block.append(type(m).__name__)
+    if pending:
+        layers.append(AffineLayer(W, b, 1.0, False))
+    return layers, reads
 
 
 def affine_layers(model: nn.Module, batch=None) -> list[AffineLayer]:
     """Read a ``torch.nn.Sequential`` into float64 affine layers, BN folded in.
 
-    Supported modules: ``Linear``, ``BatchNorm1d``, ``ReLU``, ``LeakyReLU``, ``Identity``
-    (and nested ``Sequential``). Consecutive affine modules are composed into one layer;
-    each activation closes a layer. Trailing affine modules form an output layer with
-    ``has_activation=False``.
+    Supported modules: ``Linear``, ``BatchNorm1d``, ``ReLU``, ``LeakyReLU``, ``Identity``,
+    ``Dropout`` and :class:`bnlib.noise.BatchNoise` (the last two read as what they are in
+    evaluation: the identity), and nested ``Sequential``. Consecutive affine modules are composed
+    into one layer; each activation closes a layer. Trailing affine modules form an output layer
+    with ``has_activation=False``.
 
     Parameters
     ----------
@@ -155,74 +315,72 @@ def affine_layers(model: nn.Module, batch=None) -> list[AffineLayer]:
     >>> bool(np.allclose(h.mean(0), 0, atol=1e-9)), bool(np.allclose(h.std(0), 1, atol=1e-3))
     (True, True)
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module (a Sequential); got {type(model).__name__}")
-    modules = _flatten(model)
-    if not any(isinstance(m, nn.Linear) for m in modules):
-        raise ValueError("model has no nn.Linear layer; expected a Sequential of Linear/BatchNorm1d/activations")
-    d_in = next(m for m in modules if isinstance(m, nn.Linear)).in_features
-    z = None
-    if batch is not None:
-        z = check_points(batch, d_in, "batch")
-        if len(z) < 2 and any(isinstance(m, nn.BatchNorm1d) for m in modules):
-            raise ValueError(
-                f"batch statistics need a batch of at least 2 samples; got {len(z)} "
-                "(torch's BatchNorm1d refuses a batch of 1 in training mode too)"
-            )
+    return _read(model, batch)[0]
 
-    layers: list[AffineLayer] = []
-    W = np.eye(d_in)
-    b = np.zeros(d_in)
-    dim = d_in
-    pending = False  # an affine map not yet closed by an activation
-    for m in modules:
-        if isinstance(m, nn.Identity):
-            continue
-        if isinstance(m, nn.Linear):
-            if m.in_features != dim:
-                raise ValueError(f"nn.Linear expects {m.in_features} inputs but receives {dim}")
-            Wm = _finite("a Linear weight", m.weight.detach().double().cpu().numpy())
-            bm = (
-                _finite("a Linear bias", m.bias.detach().double().cpu().numpy())
-                if m.bias is not None
-                else np.zeros(m.out_features)
-            )
-            W, b = Wm @ W, Wm @ b + bm
-            dim = m.out_features
-            pending = True
-        elif isinstance(m, nn.BatchNorm1d):
-            if m.num_features != dim:
-                raise ValueError(f"BatchNorm1d has {m.num_features} features but receives {dim}")
-            if z is not None:
-                h = z @ W.T + b
-                mean, var = h.mean(0), h.var(0)  # biased variance, as torch in training mode
-            elif m.track_running_stats and m.running_mean is not None:
-                mean = m.running_mean.detach().double().cpu().numpy()
-                var = m.running_var.detach().double().cpu().numpy()
-            else:
-                raise ValueError("a BatchNorm1d without running statistics needs batch=... to be read")
-            gamma = m.weight.detach().double().cpu().numpy() if m.affine else np.ones(dim)
-            beta = m.bias.detach().double().cpu().numpy() if m.affine else np.zeros(dim)
-            scale = _finite("BatchNorm1d parameters", gamma / np.sqrt(var + m.eps))
-            W, b = scale[:, None] * W, scale * (b - mean) + _finite("BatchNorm1d beta", beta)
-            pending = True
-        elif isinstance(m, (nn.ReLU, nn.LeakyReLU)):
-            if not pending:
-                raise ValueError("an activation must follow a Linear (two activations in a row are not supported)")
-            slope = float(m.negative_slope) if isinstance(m, nn.LeakyReLU) else 0.0
-            layer = AffineLayer(W, b, slope, True)
-            layers.append(layer)
-            if z is not None:
-                z = layer(z)
-            W, b, pending = np.eye(dim), np.zeros(dim), False
-        else:
-            raise ValueError(
-                f"unsupported layer {type(m).__name__}: bnlib reads Linear, BatchNorm1d, ReLU, "
-                "LeakyReLU and Identity"
-            )
-    if pending:
-        layers.append(AffineLayer(W, b, 1.0, False))
-    return layers
+
+def read_batchnorm(model: nn.Module, batch=None) -> list[BatchNormRead]:
+    """Every ``BatchNorm1d`` of ``model``, in order: its parameters and the statistics it uses.
+
+    The same walk as :func:`affine_layers` (same ``batch`` rule: None reads the running
+    statistics, an (N, d_in) array the statistics of that batch as in training mode).
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).normal(size=(64, 2)) + 3.0
+    >>> (r,) = read_batchnorm(MLP([2, 4], batchnorm=True, seed=0), batch=X)
+    >>> r.layer, r.block, r.source, bool(np.allclose(r.mean, (X @ r.weight.T + r.bias).mean(0)))
+    (1, ('Linear', 'BatchNorm1d'), 'batch', True)
+    """
+    return _read(model, batch)[1]
+
+
+def to_sequential(layers: Sequence[AffineLayer], dtype: torch.dtype = torch.float32) -> nn.Sequential:
+    """A torch ``Sequential`` (``Linear`` and activations) computing the affine layers ``layers``.
+
+    Examples
+    --------
+    >>> net = MLP([2, 3, 3], batchnorm=True, n_classes=1, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(20, 2))
+    >>> plain = to_sequential(affine_layers(net, batch=X), dtype=torch.float64)
+    >>> [type(m).__name__ for m in plain]
+    ['Linear', 'LeakyReLU', 'Linear', 'LeakyReLU', 'Linear']
+    """
+    out: list[nn.Module] = []
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws: leave no trace
+        for layer in layers:
+            k, d = layer.W.shape
+            lin = nn.Linear(d, k, dtype=dtype)
+            lin.weight.copy_(torch.as_tensor(layer.W).to(dtype))
+            lin.bias.copy_(torch.as_tensor(layer.b).to(dtype))
+            out.append(lin)
+            if layer.has_activation:
+                out.append(nn.ReLU() if layer.slope == 0 else nn.LeakyReLU(layer.slope))
+    return nn.Sequential(*out)
+
+
+def activation_patterns(layers: Sequence[AffineLayer], X, *, layer: int | None = None) -> np.ndarray:
+    """Activation pattern (pre-activation > 0) of hidden layers ``1..layer`` at points ``X``.
+
+    The one implementation behind :meth:`bnlib.Partition.activation_patterns` and
+    :mod:`bnlib.geometry`: bool (n, units of layers 1..layer), one column per unit in layer order.
+
+    Examples
+    --------
+    >>> net = MLP([2, 3, 2], seed=0)
+    >>> activation_patterns(affine_layers(net), [[0.5, -1.0]]).shape
+    (1, 5)
+    """
+    layers = list(layers)
+    depth = sum(lay.has_activation for lay in layers)
+    layer = depth if layer is None else check_int(layer, "layer", "activation_patterns", at_least=0, at_most=depth)
+    z = check_points(X, layers[0].W.shape[1], "X", "activation_patterns")
+    cols = []
+    for lay in layers[: int(layer)]:
+        h = lay.preactivation(z)
+        if lay.has_activation:
+            cols.append(h > 0)
+        z = lay(z)
+    return np.concatenate(cols, axis=1) if cols else np.zeros((len(z), 0), dtype=bool)
 
 
 def forward(layers: Sequence[AffineLayer], x) -> np.ndarray:

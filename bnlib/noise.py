@@ -1,6 +1,6 @@
 """Mini-batch noise: how BN's batch statistics jitter the partition, and the margin it buys.
 
-Four kinds of things live here, in the order chapter 4 uses them:
+Four kinds of things live here:
 
 * **The noise model.** :func:`gaussian_batch_statistics` and :func:`sample_batch_statistics`
   draw the batch mean and the biased batch variance of a unit's pre-activation over many
@@ -12,12 +12,12 @@ Four kinds of things live here, in the order chapter 4 uses them:
   :func:`decision_jitter` measures the band the decision boundary sweeps in the input plane.
 * **Margins.** :func:`exact_margin` (2-D, from the exact partition's decision boundary) and
   :func:`local_margin` (any dimension, ``|f_y - f_j| / ||grad (f_y - f_j)||``).
-* **Noise without BN, and the experiment.** :class:`BatchNoise` applies to each unit the random
-  offset and scale that BN's batch statistics would cause, drawn from the law above, at every
-  training step, and nothing at evaluation; :func:`build_network` makes the arms of the
-  experiment (plain, BN, dropout, injected noise) from the same weights; :func:`train_steps`
-  trains a fixed number of steps; :func:`margin_experiment` runs everything and returns a
-  table (a dict of equal-length numpy arrays).
+* **Noise without BN.** :class:`BatchNoise` applies to each unit the random offset and scale
+  that BN's batch statistics would cause, drawn from the law above, at every training step, and
+  nothing at evaluation (so :mod:`bnlib.nets` reads it as the identity).
+
+Chapter 4's margin experiment, which trains networks with these pieces, is
+:mod:`bnlib.experiments.ch4_noise`.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ import numpy as np
 import torch
 from scipy import stats
 from torch import nn
-from tqdm.auto import tqdm
 
-from .geometry import batch_statistics, rms_radius
+from ._validation import check_int, check_number
+from .geometry import batch_statistics
 from .nets import MLP, check_points
 from .partition import distance_to_segments, partition
-from .train import accuracy, classification_loss, make_optimizer
 
 __all__ = [
     "gaussian_batch_statistics",
@@ -46,32 +45,10 @@ __all__ = [
     "goodness_of_fit",
     "hyperplane_jitter",
     "decision_jitter",
-    "nearest_on_segments",
     "exact_margin",
     "local_margin",
     "BatchNoise",
-    "ARMS",
-    "build_network",
-    "deterministic_copy",
-    "train_steps",
-    "margin_experiment",
 ]
-
-_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} networks"  # no timings: outputs stay reproducible
-
-
-def _int(name: str, value, at_least: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < at_least:
-        raise ValueError(f"{name} must be an integer >= {at_least}; got {value!r}")
-    return int(value)
-
-
-def _positive(name: str, value) -> float:
-    v = float(value)
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return v
-
 
 # ----------------------------------------------------------------------------------------
 # the noise model
@@ -92,9 +69,9 @@ def gaussian_batch_statistics(
     >>> round(float(m.var() * 16 / 4), 1), round(float(v.mean() / 4 * 16 / 15), 2)
     (1.0, 1.0)
     """
-    N = _int("batch_size", batch_size, 2)
-    n = _int("n_batches", n_batches, 1)
-    std = _positive("std", std)
+    N = check_int(batch_size, "batch_size", "gaussian_batch_statistics", at_least=2)
+    n = check_int(n_batches, "n_batches", "gaussian_batch_statistics", at_least=1)
+    std = check_number(std, "std", "gaussian_batch_statistics", low=0, low_open=True)
     Z = np.random.default_rng(seed).normal(mean, std, size=(n, N))
     return Z.mean(1), Z.var(1)
 
@@ -128,8 +105,8 @@ def sample_batch_statistics(
     V = V[:, None] if flat else V
     if V.ndim != 2 or len(V) < 2 or not np.all(np.isfinite(V)):
         raise ValueError(f"values must be a finite (n,) or (n, k) array with n >= 2; got shape {np.shape(values)}")
-    N = _int("batch_size", batch_size, 2)
-    n = _int("n_batches", n_batches, 1)
+    N = check_int(batch_size, "batch_size", "sample_batch_statistics", at_least=2)
+    n = check_int(n_batches, "n_batches", "sample_batch_statistics", at_least=1)
     if not replace and N > len(V):
         raise ValueError(f"batch_size {N} is larger than the population ({len(V)}) without replacement")
     rng = np.random.default_rng(seed)
@@ -144,14 +121,14 @@ def sample_batch_statistics(
 
 def mean_density(x, *, mean: float, std: float, batch_size: int) -> np.ndarray:
     """Density of the batch mean of ``batch_size`` Gaussian samples: normal(mean, std^2 / N)."""
-    N = _int("batch_size", batch_size, 1)
-    return stats.norm.pdf(np.asarray(x, dtype=np.float64), mean, _positive("std", std) / np.sqrt(N))
+    N = check_int(batch_size, "batch_size", "mean_density", at_least=1)
+    return stats.norm.pdf(np.asarray(x, dtype=np.float64), mean, check_number(std, "std", "mean_density", low=0, low_open=True) / np.sqrt(N))
 
 
 def mean_cdf(x, *, mean: float, std: float, batch_size: int) -> np.ndarray:
     """Distribution function of the batch mean (see :func:`mean_density`)."""
-    N = _int("batch_size", batch_size, 1)
-    return stats.norm.cdf(np.asarray(x, dtype=np.float64), mean, _positive("std", std) / np.sqrt(N))
+    N = check_int(batch_size, "batch_size", "mean_cdf", at_least=1)
+    return stats.norm.cdf(np.asarray(x, dtype=np.float64), mean, check_number(std, "std", "mean_cdf", low=0, low_open=True) / np.sqrt(N))
 
 
 def variance_density(v, *, std: float, batch_size: int) -> np.ndarray:
@@ -163,15 +140,15 @@ def variance_density(v, *, std: float, batch_size: int) -> np.ndarray:
     >>> round(integrate.quad(lambda v: v * variance_density(v, std=1.0, batch_size=5), 0, 50)[0], 6)
     0.8
     """
-    N = _int("batch_size", batch_size, 2)
-    s2 = _positive("std", std) ** 2
+    N = check_int(batch_size, "batch_size", "variance_density", at_least=2)
+    s2 = check_number(std, "std", "variance_density", low=0, low_open=True) ** 2
     return stats.chi2.pdf(N * np.asarray(v, dtype=np.float64) / s2, N - 1) * N / s2
 
 
 def variance_cdf(v, *, std: float, batch_size: int) -> np.ndarray:
     """Distribution function of the biased batch variance (see :func:`variance_density`)."""
-    N = _int("batch_size", batch_size, 2)
-    s2 = _positive("std", std) ** 2
+    N = check_int(batch_size, "batch_size", "variance_cdf", at_least=2)
+    s2 = check_number(std, "std", "variance_cdf", low=0, low_open=True) ** 2
     return stats.chi2.cdf(N * np.asarray(v, dtype=np.float64) / s2, N - 1)
 
 
@@ -227,10 +204,10 @@ def hyperplane_jitter(model: nn.Module, X, batch_size: int, *, n_batches: int = 
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or len(X) < 3 or not np.all(np.isfinite(X)):
         raise ValueError(f"X must be a finite (n, d) array with n >= 3; got shape {X.shape}")
-    N = _int("batch_size", batch_size, 2)
+    N = check_int(batch_size, "batch_size", "hyperplane_jitter", at_least=2)
     if N > len(X):
         raise ValueError(f"batch_size {N} exceeds the number of samples {len(X)}")
-    nb = _int("n_batches", n_batches, 2)
+    nb = check_int(n_batches, "n_batches", "hyperplane_jitter", at_least=2)
     rng = np.random.default_rng(seed)
     idx = np.argsort(rng.random((nb, len(X))), axis=1)[:, :N]
     f = (len(X) - N) / (len(X) - 1)
@@ -255,30 +232,6 @@ def hyperplane_jitter(model: nn.Module, X, batch_size: int, *, n_batches: int = 
             cols["measured"].append(float(np.sqrt(np.mean(shift[:, k] ** 2))))
             cols["predicted"].append(float(pred[k]))
     return {k: np.asarray(v) for k, v in cols.items()}
-
-
-def nearest_on_segments(points, segments) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from each point (n, 2) to the nearest of ``segments`` (k, 2, 2), and that nearest point.
-
-    Examples
-    --------
-    >>> d, foot = nearest_on_segments([[0.0, 1.0], [3.0, 0.0]], np.array([[[-1.0, 0.0], [1.0, 0.0]]]))
-    >>> d.tolist(), foot.tolist()
-    ([1.0, 2.0], [[0.0, 0.0], [1.0, 0.0]])
-    """
-    pts = check_points(points, 2)
-    seg = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
-    if len(seg) == 0:
-        raise ValueError("need at least one segment (the model has no decision boundary in the box)")
-    p0, d = seg[:, 0], seg[:, 1] - seg[:, 0]
-    dd = np.maximum((d * d).sum(1), 1e-300)
-    q = pts[:, None, :] - p0[None]
-    t = np.clip((q * d[None]).sum(2) / dd[None], 0.0, 1.0)
-    foot = p0[None] + t[..., None] * d[None]  # (n, k, 2)
-    dist = np.linalg.norm(pts[:, None, :] - foot, axis=2)
-    j = dist.argmin(1)
-    rows = np.arange(len(pts))
-    return dist[rows, j], foot[rows, j]
 
 
 def _box_around(X, pad: float = 0.5) -> tuple[float, float, float, float]:
@@ -306,13 +259,15 @@ def decision_jitter(
         boundary segments), ``reference`` (the reference segments).
     """
     X = check_points(X, 2, "X")
-    N = _int("batch_size", batch_size, 2)
+    N = check_int(batch_size, "batch_size", "decision_jitter", at_least=2)
     if N > len(X):
         raise ValueError(f"batch_size {N} exceeds the number of samples {len(X)}")
-    nb = _int("n_batches", n_batches, 1)
+    nb = check_int(n_batches, "n_batches", "decision_jitter", at_least=1)
     box = _box_around(X) if box is None else box
     ref = partition(model, box, batch=X).decision_boundary()
-    _, probes = nearest_on_segments(X, ref)
+    if len(ref) == 0:
+        raise ValueError("the model has no decision boundary in the box: there is nothing to jitter")
+    _, probes = distance_to_segments(X, ref, return_foot=True)
     probes = np.unique(probes.round(9), axis=0)
     rng = np.random.default_rng(seed)
     dist, segs = [], []
@@ -328,19 +283,6 @@ def decision_jitter(
 
 # ----------------------------------------------------------------------------------------
 # margins
-
-
-def deterministic_copy(model: nn.Module) -> nn.Sequential:
-    """A copy of ``model`` in eval mode without its ``Dropout`` and :class:`BatchNoise` modules.
-
-    Both are the identity at evaluation, so the copy computes the same function as
-    ``model.eval()``, and the rest of bnlib (which reads Linear/BatchNorm1d/activations) can
-    read it.
-    """
-    if not isinstance(model, nn.Sequential):
-        raise ValueError(f"model must be a torch.nn.Sequential; got {type(model).__name__}")
-    keep = [copy.deepcopy(m) for m in model if not isinstance(m, (nn.Dropout, BatchNoise))]
-    return nn.Sequential(*keep).eval()
 
 
 def _labels(y, n: int) -> np.ndarray:
@@ -365,10 +307,9 @@ def exact_margin(model: nn.Module, X, y, *, box=None) -> np.ndarray:
     >>> exact_margin(net, [[2.0, 0.0], [-0.5, 1.0]], [1, 0]).tolist()   # boundary: 0.1 x = -0.1
     [3.0, -0.5]
     """
-    net = deterministic_copy(model)
     X = check_points(X, 2, "X")
     y = _labels(y, len(X))
-    part = partition(net, _box_around(X) if box is None else box)
+    part = partition(model, _box_around(X) if box is None else box)  # running statistics: eval mode
     d = distance_to_segments(X, part.decision_boundary())
     return np.where(part.predict(X) == y, d, -d)
 
@@ -381,7 +322,7 @@ def local_margin(model: nn.Module, X, y) -> np.ndarray:
     on the piece of the network that holds ``x``, extended linearly. Negative when ``x`` is
     misclassified. For one output, ``f`` read as the logit of class 1. Any input dimension.
     """
-    net = deterministic_copy(model).double()
+    net = copy.deepcopy(model).eval().double()  # dropout and BatchNoise are the identity in eval
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or not np.all(np.isfinite(X)):
         raise ValueError(f"X must be a finite (n, d) array; got shape {X.shape}")
@@ -438,10 +379,12 @@ class BatchNoise(nn.Module):
     True
     """
 
+    identity_in_eval = True  # bnlib.nets reads the layer as the identity (what it is in eval mode)
+
     def __init__(self, num_features: int, batch_size: int | None, *, momentum: float = 0.1, seed: int = 0):
         super().__init__()
-        self.num_features = _int("num_features", num_features, 1)
-        self.batch_size = None if batch_size is None else _int("batch_size", batch_size, 2)
+        self.num_features = check_int(num_features, "num_features", "BatchNoise", at_least=1)
+        self.batch_size = None if batch_size is None else check_int(batch_size, "batch_size", "BatchNoise", at_least=2)
         if not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1]; got {momentum}")
         self.momentum = float(momentum)
@@ -483,163 +426,3 @@ def _chi2(dof: int, size: int, generator: torch.Generator) -> torch.Tensor:
     """Chi-square variates with ``dof`` degrees of freedom: sums of squared standard normals."""
     z = torch.randn(size, dof, generator=generator, dtype=torch.float64)
     return (z * z).sum(1)
-
-
-ARMS = ("plain", "bn", "dropout", "noise")
-"""The arms of the margin experiment: no normalisation; BN; dropout after every hidden
-activation; :class:`BatchNoise` after every hidden Linear (no BN)."""
-
-
-def build_network(
-    arm: str,
-    widths: Sequence[int],
-    *,
-    n_classes: int,
-    seed: int = 0,
-    negative_slope: float = 0.1,
-    dropout: float = 0.1,
-    noise_batch_size: int | None = None,
-) -> nn.Sequential:
-    """One arm of the experiment, with the same Linear weights for every arm at one ``seed``.
-
-    Examples
-    --------
-    >>> [type(m).__name__ for m in build_network("noise", [2, 4], n_classes=1, noise_batch_size=8)]
-    ['Linear', 'BatchNoise', 'LeakyReLU', 'Linear']
-    """
-    if arm not in ARMS:
-        raise ValueError(f"arm must be one of {ARMS}; got {arm!r}")
-    net = MLP(widths, batchnorm=arm == "bn", negative_slope=negative_slope, n_classes=n_classes, seed=seed)
-    if arm in ("plain", "bn"):
-        return net
-    mods = list(net)
-    out = []
-    for i, m in enumerate(mods):
-        last_linear = i == len(mods) - 1
-        if arm == "noise" and isinstance(m, nn.Linear) and not last_linear:
-            out += [m, BatchNoise(m.out_features, noise_batch_size, seed=seed * 1000 + i)]
-        elif arm == "dropout" and isinstance(m, (nn.ReLU, nn.LeakyReLU)):
-            if not 0 <= dropout < 1:
-                raise ValueError(f"dropout must be in [0, 1); got {dropout}")
-            out += [m, nn.Dropout(dropout)]
-        else:
-            out.append(m)
-    return nn.Sequential(*out)
-
-
-def train_steps(
-    model: nn.Module,
-    X,
-    y,
-    *,
-    steps: int,
-    batch_size: int | None,
-    lr: float = 3e-3,
-    optimizer: str = "adam",
-    seed: int = 0,
-) -> nn.Module:
-    """Train ``model`` in place for exactly ``steps`` steps of ``batch_size`` (None: full batch).
-
-    Batches are consecutive slices of a fresh seeded permutation each epoch, the last
-    incomplete one dropped, so every step sees exactly ``batch_size`` samples. Dropout and
-    :class:`BatchNoise` draw from torch's global generator and their own, both seeded here.
-    """
-    Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
-    n = len(Xt)
-    if Xt.ndim != 2 or len(yt) != n or not torch.isfinite(Xt).all():
-        raise ValueError(f"X must be a finite (n, d) array with one label per row; got {tuple(Xt.shape)}, {tuple(yt.shape)}")
-    bs = n if batch_size is None else _int("batch_size", batch_size, 2)
-    if bs > n:
-        raise ValueError(f"batch_size {bs} exceeds the number of samples {n}")
-    steps = _int("steps", steps, 0)
-    opt = make_optimizer(model, optimizer, lr)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    done = 0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # dropout's masks
-        while done < steps:
-            order = torch.randperm(n, generator=gen)
-            for start in range(0, n - bs + 1, bs):
-                if done == steps:
-                    break
-                idx = order[start : start + bs]
-                opt.zero_grad()
-                classification_loss(model(Xt[idx]), yt[idx]).backward()
-                opt.step()
-                done += 1
-    model.eval()
-    return model
-
-
-def margin_experiment(
-    X,
-    y,
-    X_test,
-    y_test,
-    *,
-    widths: Sequence[int],
-    arms: Sequence[str] = ("plain", "bn"),
-    batch_sizes: Sequence[int | None] = (8, 32, None),
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    steps: int = 500,
-    lr: float = 3e-3,
-    optimizer: str = "adam",
-    margin: str = "exact",
-    noise_batch_size: int | None = None,
-    dropout: float = 0.1,
-    progress: bool = True,
-) -> dict[str, np.ndarray]:
-    """Train every (arm, batch size, seed) for the same number of steps; measure margins and accuracy.
-
-    Parameters
-    ----------
-    margin
-        ``"exact"`` (2-D inputs: :func:`exact_margin`) or ``"local"`` (:func:`local_margin`).
-    noise_batch_size
-        ``N`` of the ``"noise"`` arm's :class:`BatchNoise`; None: the training batch size (the
-        noise BN would have at that batch size; none at full batch, where the arm is the plain
-        network). The layer draws independent samples (no finite-population correction).
-
-    Returns
-    -------
-    dict of numpy arrays, one row per run
-        ``arm``, ``batch_size`` (0 for full batch), ``seed``, ``margin`` (median signed margin
-        over the training points, divided by the data's RMS radius), ``train_accuracy``,
-        ``test_accuracy``.
-
-    Examples
-    --------
-    >>> from bnlib import data
-    >>> X, y = data.moons(64, seed=0)
-    >>> t = margin_experiment(X, y, X, y, widths=[2, 8], batch_sizes=[16], seeds=[0], steps=30, progress=False)
-    >>> t["arm"].tolist(), t["batch_size"].tolist()
-    (['plain', 'bn'], [16, 16])
-    """
-    X, X_test = np.asarray(X, dtype=np.float64), np.asarray(X_test, dtype=np.float64)
-    y, y_test = np.asarray(y), np.asarray(y_test)
-    if margin not in ("exact", "local"):
-        raise ValueError(f"margin must be 'exact' or 'local'; got {margin!r}")
-    for a in arms:
-        if a not in ARMS:
-            raise ValueError(f"arm must be one of {ARMS}; got {a!r}")
-    if not len(seeds):
-        raise ValueError("seeds must list at least one seed")
-    n_classes = 1 if len(np.unique(y)) == 2 else int(y.max()) + 1
-    radius = rms_radius(X)
-    cols: dict[str, list] = {k: [] for k in ("arm", "batch_size", "seed", "margin", "train_accuracy", "test_accuracy")}
-    runs = [(b, a, s) for b in batch_sizes for a in arms for s in seeds]
-    for bs, arm, seed in tqdm(runs, desc="networks", disable=not progress, bar_format=_BAR):
-        nbs = noise_batch_size if noise_batch_size is not None else bs  # full batch: BN has no noise
-        net = build_network(arm, widths, n_classes=n_classes, seed=int(seed), dropout=dropout,
-                            noise_batch_size=nbs)
-        train_steps(net, X, y, steps=steps, batch_size=bs, lr=lr, optimizer=optimizer, seed=int(seed))
-        m = exact_margin(net, X, y) if margin == "exact" else local_margin(net, X, y)
-        cols["arm"].append(arm)
-        cols["batch_size"].append(0 if bs is None else int(bs))
-        cols["seed"].append(int(seed))
-        cols["margin"].append(float(np.median(m)) / radius)
-        cols["train_accuracy"].append(accuracy(net, X, y))
-        cols["test_accuracy"].append(accuracy(net, X_test, y_test))
-    return {k: np.asarray(v) for k, v in cols.items()}

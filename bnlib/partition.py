@@ -26,7 +26,8 @@ import numpy as np
 from torch import nn
 
 from .arrangement import chords, cut_by_lines, cut_sequential, layer_maps, line_values, polygon_areas, vertex_mean
-from .nets import AffineLayer, affine_layers, check_points
+from ._validation import check_box as _check_box
+from .nets import AffineLayer, activation_patterns, affine_layers, check_points
 
 __all__ = ["TOLERANCE", "Partition", "Segments", "partition", "check_box"]
 
@@ -56,15 +57,7 @@ class Segments:
 
 def check_box(box) -> tuple[float, float, float, float]:
     """Return ``box`` as ``(xmin, xmax, ymin, ymax)`` floats, or raise ``ValueError``."""
-    try:
-        xmin, xmax, ymin, ymax = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise ValueError(f"box must be four numbers (xmin, xmax, ymin, ymax); got {box!r}") from None
-    if not np.all(np.isfinite([xmin, xmax, ymin, ymax])):
-        raise ValueError(f"box must be finite; got {box!r}")
-    if not (xmin < xmax and ymin < ymax):
-        raise ValueError(f"box is empty or inverted: need xmin < xmax and ymin < ymax; got {box!r}")
-    return xmin, xmax, ymin, ymax
+    return _check_box(box, "box")
 
 
 def _box_polygon(box) -> np.ndarray:
@@ -145,16 +138,13 @@ class Partition:
             )
         return int(layer)
 
-    def activation_codes(self, points) -> np.ndarray:
-        """Activation pattern (pre-activation > 0) of each point: bool (n, n_units)."""
-        z = check_points(points, 2)
-        cols = []
-        for layer in self.layers:
-            h = layer.preactivation(z)
-            if layer.has_activation:
-                cols.append(h > 0)
-            z = layer(z)
-        return np.concatenate(cols, axis=1) if cols else np.zeros((len(z), 0), dtype=bool)
+    def activation_patterns(self, points, layer: int | None = None) -> np.ndarray:
+        """Activation pattern (pre-activation > 0) of each point: bool (n, units of layers 1..layer).
+
+        The same function as :func:`bnlib.nets.activation_patterns` on the partition's layers;
+        with ``layer=None`` its columns match those of ``codes``.
+        """
+        return activation_patterns(self.layers, check_points(points, 2), layer=layer)
 
     def locate(self, points) -> np.ndarray:
         """Index of the region that contains each point (-1 outside the box).
@@ -167,7 +157,7 @@ class Partition:
         >>> from bnlib import MLP, partition
         >>> part = partition(MLP([2, 5, 5], seed=1), (-2, 2, -2, 2))
         >>> r = part.locate([[0.3, -0.7]])
-        >>> bool(part.codes[r[0]].tolist() == part.activation_codes([[0.3, -0.7]])[0].tolist())
+        >>> bool(part.codes[r[0]].tolist() == part.activation_patterns([[0.3, -0.7]])[0].tolist())
         True
         """
         pts = check_points(points, 2)
@@ -176,7 +166,7 @@ class Partition:
         out = np.full(len(pts), -1, dtype=np.int64)
         if not inside.any():
             return out
-        codes = self.activation_codes(pts[inside])
+        codes = self.activation_patterns(pts[inside])
         keys = np.concatenate([np.packbits(self.codes, axis=1), np.packbits(codes, axis=1)])
         _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -299,13 +289,26 @@ def _cut_segments(V, n, a, o, snap) -> np.ndarray:
     return chords(V[hit], n[hit], s[hit])
 
 
-def distance_to_segments(points, segments: np.ndarray, chunk: int = 4_000_000) -> np.ndarray:
-    """Euclidean distance from each point (n, 2) to the nearest of ``segments`` (k, 2, 2)."""
+def distance_to_segments(points, segments: np.ndarray, *, return_foot: bool = False, chunk: int = 4_000_000):
+    """Euclidean distance from each point (n, 2) to the nearest of ``segments`` (k, 2, 2).
+
+    With ``return_foot=True`` also the nearest point of the segments, ``(distance, foot)`` with
+    ``foot`` of shape (n, 2) (NaN where there is no segment). Points are processed in chunks of
+    about ``chunk`` point-segment pairs, so memory stays bounded.
+
+    Examples
+    --------
+    >>> d, foot = distance_to_segments([[0.0, 1.0], [3.0, 0.0]], np.array([[[-1.0, 0.0], [1.0, 0.0]]]),
+    ...                                return_foot=True)
+    >>> d.tolist(), foot.tolist()
+    ([1.0, 2.0], [[0.0, 0.0], [1.0, 0.0]])
+    """
     pts = check_points(points, 2)
     segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
     out = np.full(len(pts), np.inf)
+    foot = np.full((len(pts), 2), np.nan)
     if len(segments) == 0 or len(pts) == 0:
-        return out
+        return (out, foot) if return_foot else out
     p0 = segments[:, 0]
     d = segments[:, 1] - p0
     dd = np.maximum((d * d).sum(1), 1e-300)
@@ -314,8 +317,13 @@ def distance_to_segments(points, segments: np.ndarray, chunk: int = 4_000_000) -
         q = pts[start : start + step, None, :] - p0[None]
         t = np.clip((q * d[None]).sum(2) / dd[None], 0.0, 1.0)
         diff = q - t[..., None] * d[None]
-        out[start : start + step] = np.sqrt((diff * diff).sum(2).min(1))
-    return out
+        dist2 = (diff * diff).sum(2)
+        best = dist2.argmin(1)
+        rows = np.arange(len(best))
+        out[start : start + step] = np.sqrt(dist2[rows, best])
+        if return_foot:
+            foot[start : start + step] = p0[best] + t[rows, best][:, None] * d[best]
+    return (out, foot) if return_foot else out
 
 
 def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, method: str = "compiled") -> Partition:

@@ -25,6 +25,8 @@ __all__ = [
     "EARLIER_COLOR",
     "DECISION_COLOR",
     "CLASS_COLORS",
+    "ARM_STYLES",
+    "arm_styles",
     "use_style",
     "plot_partition",
     "plot_layers",
@@ -45,6 +47,37 @@ LAYER_COLOR = OKABE_ITO["blue"]
 EARLIER_COLOR = "#8c8c8c"
 DECISION_COLOR = OKABE_ITO["vermillion"]
 CLASS_COLORS = [OKABE_ITO[c] for c in ("orange", "sky blue", "green", "reddish purple", "yellow", "blue")]
+ARM_STYLES = {
+    "plain": {"color": OKABE_ITO["orange"], "label": "no BN", "linestyle": "-"},
+    "bn": {"color": OKABE_ITO["green"], "label": "BN", "linestyle": "--"},
+    "bn_init": {"color": OKABE_ITO["blue"], "label": "BN as init only", "linestyle": "-"},
+    "lsuv": {"color": OKABE_ITO["reddish purple"], "label": "LSUV", "linestyle": ":"},
+    "dropout": {"color": OKABE_ITO["reddish purple"], "label": "dropout", "linestyle": "-."},
+    "noise": {"color": OKABE_ITO["blue"], "label": "BN's noise, no BN", "linestyle": ":"},
+}
+"""Every arm of the book's experiments: its colour, label and line style, the same in every chapter.
+
+Orange is always the network without BN and green the network with BN. Arms that never share a
+figure may share a colour (LSUV in chapter 3 and dropout in chapter 4).
+"""
+
+
+def arm_styles(arms, **labels) -> dict[str, dict]:
+    """The styles of ``arms`` (keys of :data:`ARM_STYLES`), with labels renamed as ``labels`` says.
+
+    Examples
+    --------
+    >>> arm_styles(["plain", "bn"], bn="BN throughout")["bn"]["label"]
+    'BN throughout'
+    """
+    out = {}
+    for arm in arms:
+        if arm not in ARM_STYLES:
+            raise ValueError(f"The 'arms' parameter of arm_styles must hold arms of {tuple(ARM_STYLES)}; got {arm!r}.")
+        out[arm] = dict(ARM_STYLES[arm], label=labels.get(arm, ARM_STYLES[arm]["label"]))
+    return out
+
+
 _TINTS = ["#fbeacc", "#dcedf9", "#cfeee4", "#f3e1ec", "#fbf8d4", "#e6eef6", "#efefef", "#f7dccc"]
 
 

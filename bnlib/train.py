@@ -1,7 +1,7 @@
 """Seeded training: one loop for every experiment of the book.
 
-:func:`fit` trains a torch model with mini-batch SGD or Adam, in a data order fixed by
-its seed, and returns a per-epoch history. The same seed gives the same history, bit for
+:func:`fit` trains a torch model with mini-batch SGD or Adam, by epochs or by steps, in a data
+order fixed by its seed, and returns its history. The same seed gives the same history, bit for
 bit, on 1 or 2 threads (the models are small; torch's CPU kernels are deterministic for
 them).
 """
@@ -14,6 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from ._validation import check_choice, check_int, check_seed
+from .nets import has_batchnorm
 
 __all__ = ["History", "fit", "accuracy", "predict", "classification_loss", "make_optimizer"]
 
@@ -85,7 +88,8 @@ def fit(
     X,
     y,
     *,
-    epochs: int = 50,
+    epochs: int | None = 50,
+    steps: int | None = None,
     batch_size: int | None = 32,
     lr: float = 1e-2,
     optimizer: str = "adam",
@@ -95,7 +99,12 @@ def fit(
     progress: bool = True,
     desc: str = "training",
 ) -> History:
-    """Train ``model`` in place on (X, y) and return its :class:`History`.
+    """Train ``model`` in place on (X, y) and return its :class:`History`: the book's one training loop.
+
+    Two ways to say how long: ``epochs`` (passes over the data, the last batch of an epoch may be
+    smaller) or ``steps`` (exactly that many optimizer steps of exactly ``batch_size`` samples:
+    batches are consecutive slices of a fresh seeded permutation each epoch, the last incomplete
+    one dropped). Give ``steps`` to train by steps (``epochs`` is then ignored).
 
     Parameters
     ----------
@@ -104,16 +113,20 @@ def fit(
     X, y
         Training inputs (n, d) and integer labels (n,).
     epochs
-        Passes over the data.
+        Passes over the data (the history records every epoch).
+    steps
+        Number of optimizer steps (the history records the start and the end).
     batch_size
-        Mini-batch size; None for full batch. The last, smaller batch of an epoch is dropped
-        when it would hold a single sample (BatchNorm cannot normalise one sample).
+        Mini-batch size; None for full batch. By epochs, the last, smaller batch of an epoch is
+        dropped when it would hold a single sample (BatchNorm cannot normalise one sample).
     lr, optimizer
         Learning rate; ``"adam"`` or ``"sgd"`` (plain, no momentum).
     seed
-        Seeds the data order (a private ``torch.Generator``); weights are the model's own.
+        Seeds the data order (a private ``torch.Generator``) and the random draws of the model's
+        own layers during training (dropout masks: torch's global generator is seeded inside a
+        forked state, so the caller's is left as it was); weights are the model's own.
     X_test, y_test
-        Optional held-out set, scored after every epoch.
+        Optional held-out set, scored at every record.
 
     Examples
     --------
@@ -123,19 +136,28 @@ def fit(
     >>> h2 = fit(MLP([2, 16, 16], n_classes=1, seed=0), X, y, epochs=5, seed=0, progress=False)
     >>> h1.train_loss == h2.train_loss, len(h1.epoch)
     (True, 6)
+    >>> fit(MLP([2, 8], n_classes=1, seed=0), X, y, steps=7, batch_size=64, progress=False).steps
+    7
     """
-    Xt, yt = _tensor(X, "X"), torch.as_tensor(np.asarray(y), dtype=torch.long)
+    func = "fit"
+    Xt = _tensor(X, "X")
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
     if len(Xt) != len(yt):
         raise ValueError(f"X and y must have the same length; got {len(Xt)} and {len(yt)}")
-    if int(epochs) != epochs or epochs < 0:
-        raise ValueError(f"epochs must be an integer >= 0; got {epochs}")
     n = len(Xt)
-    bs = n if batch_size is None else int(batch_size)
-    if not 1 <= bs:
-        raise ValueError(f"batch_size must be >= 1 or None; got {batch_size}")
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    by_steps = steps is not None
+    if by_steps:
+        steps = check_int(steps, "steps", func, at_least=0)
+    else:
+        epochs = check_int(epochs, "epochs", func, at_least=0)
+    has_bn = has_batchnorm(model)
+    bs = n if batch_size is None else check_int(batch_size, "batch_size", func, at_least=2 if has_bn else 1)
+    if by_steps and bs > n:
+        raise ValueError(f"The 'batch_size' parameter of fit must be at most the number of samples ({n}); got {bs}.")
     if has_bn and min(bs, n) < 2:
         raise ValueError("a model with BatchNorm needs batches of at least 2 samples")
+    check_choice(optimizer, "optimizer", func, ("adam", "sgd"))
+    seed = check_seed(seed, "seed", func)
     opt = make_optimizer(model, optimizer, lr)
     Xte = yte = None
     if X_test is not None:
@@ -149,17 +171,36 @@ def fit(
         hist.train_accuracy.append(accuracy(model, Xt, yt.numpy()))
         hist.test_accuracy.append(accuracy(model, Xte, yte.numpy()) if Xte is not None else float("nan"))
 
+    def step(idx):
+        opt.zero_grad()
+        classification_loss(model(Xt[idx]), yt[idx]).backward()
+        opt.step()
+        hist.steps += 1
+
     record(0)
     model.train()
-    for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False):
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, bs):
-            idx = order[start : start + bs]
-            if has_bn and len(idx) < 2:
-                continue
-            opt.zero_grad()
-            classification_loss(model(Xt[idx]), yt[idx]).backward()
-            opt.step()
-            hist.steps += 1
-        record(epoch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # dropout's masks, and any other draw of torch's global generator
+        if by_steps:
+            bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+            epoch = 0
+            while hist.steps < steps:
+                order = torch.randperm(n, generator=gen)
+                for start in range(0, n - bs + 1, bs):
+                    if hist.steps == steps:
+                        break
+                    step(order[start : start + bs])
+                    bar.update()
+                epoch += 1
+            bar.close()
+            record(epoch)
+        else:
+            for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False):
+                order = torch.randperm(n, generator=gen)
+                for start in range(0, n, bs):
+                    idx = order[start : start + bs]
+                    if has_bn and len(idx) < 2:
+                        continue
+                    step(idx)
+                record(epoch)
     return hist

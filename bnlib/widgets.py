@@ -18,11 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation
 
-from .nets import MLP
-from .partition import partition
-from .plot import plot_partition
-
-__all__ = ["live", "player", "player_html", "sweep", "random_partition_frame"]
+__all__ = ["live", "player", "player_html", "sweep"]
 
 # Plain triangles and bars: every font has them (the media-control symbols U+23EE/U+23ED do
 # not render in a bare headless chromium).
@@ -99,6 +95,7 @@ def player(draw: Callable, frames: Sequence[dict], **kwargs):
 
     Examples
     --------
+    >>> from bnlib.frames import random_partition_frame
     >>> frames = sweep(dict(depth=1, width=4), depth=[1, 2])
     >>> html = player(random_partition_frame, frames).data
     >>> "https://" in html, html.count('type="range"')
@@ -139,31 +136,3 @@ def sweep(base: dict, **changes: Sequence) -> list[dict]:
     [{'depth': 1, 'seed': 0}, {'depth': 3, 'seed': 0}, {'depth': 2, 'seed': 5}]
     """
     return [dict(base, **{name: value}) for name, values in changes.items() for value in values]
-
-
-def random_partition_frame(
-    ax,
-    *,
-    depth: int = 3,
-    width: int = 6,
-    layer: int | None = None,
-    seed: int = 0,
-    negative_slope: float = 0.1,
-    box=(-3.0, 3.0, -3.0, 3.0),
-):
-    """Frame function of chapter 1: the exact partition of a random leaky-ReLU network.
-
-    Draws the partition of ``MLP([2] + [width] * depth)`` up to ``layer`` (the last hidden
-    layer if None, clipped to ``depth``), and returns the :class:`Partition`.
-    """
-    net = MLP([2] + [int(width)] * int(depth), negative_slope=negative_slope, seed=int(seed))
-    part = partition(net, box)
-    shown = part.depth if layer is None else max(1, min(int(layer), part.depth))
-    n_shown = len(part.regions(shown))
-    plot_partition(part, ax, layer=shown, seed=seed)
-    ax.set_title(
-        f"depth {depth}, width {width}, slope {negative_slope:g}, seed {seed}\n"
-        f"layers 1-{shown}: {n_shown} regions",
-        fontsize=9,
-    )
-    return part

@@ -1,4 +1,15 @@
-"""Shared pytest set-up: where the built book lives, and how a missing prerequisite is reported.
+"""Shared pytest set-up: the two halves of the suite, where the built book lives, and how a missing
+prerequisite is reported.
+
+The suite has two folders, each with its marker (registered in pytest.ini), set here by folder:
+tests/unit/ (``unit``: the fast tests of bnlib, no book build; `make test-unit` runs them with
+bnlib's doctests) and tests/book/ (``book``: the checks of the book). `pytest -m unit` and
+`pytest -m book` split tests/ in two; a test file elsewhere under tests/ is refused.
+
+The fixtures and helpers below serve tests/book/ only. They stay in this one conftest.py rather than
+a tests/book/conftest.py: two conftest.py files are both the module ``conftest``, which breaks the
+book tests' ``from conftest import ...`` and the doctest collection of conftest.py
+(``--doctest-modules``: "import file mismatch").
 
 The build checks (test_book.py) and the browser test (test_browser.py) need `make book` to have
 run, and the browser test needs Debian's chromium. Locally a missing prerequisite skips those tests
@@ -14,13 +25,37 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+MARKERS = ("unit", "book")  # the folders of tests/, each its own marker
 BUILD_HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 
 # tools/offline_site.py (page order, local server, chromium flags) is shared with tools/pdf.py.
 sys.path.insert(0, str(ROOT / "tools"))
 from offline_site import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, serve, toc_pages  # noqa: E402,F401
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by its folder: tests/unit -> ``unit``, tests/book -> ``book``.
+
+    pytest calls this with every collected item (bnlib's doctests and nbval's chapters too); only
+    the items under tests/ are marked.
+    """
+    stray = set()
+    for item in items:
+        path = Path(item.path).resolve()
+        if TESTS not in path.parents:
+            continue
+        folder = path.relative_to(TESTS).parts[0]
+        if folder in MARKERS:
+            item.add_marker(getattr(pytest.mark, folder))
+        else:
+            stray.add(path.relative_to(ROOT).as_posix())
+    if stray:
+        raise pytest.UsageError(
+            f"tests outside tests/unit/ and tests/book/ (each folder is a marker): {sorted(stray)}"
+        )
 
 
 def in_ci() -> bool:

@@ -12,8 +12,8 @@ buttons are built from the same keys). This script renders the cell from that co
     python tools/install_cell.py           # rewrite the cell in chapters/*.ipynb
     python tools/install_cell.py --check   # exit 1 if a chapter's cell is missing or stale
 
-``tests/test_launch.py`` runs the check and executes the cell in both situations (bnlib present /
-missing, with pip replaced by a recorder: the tests have no network).
+``tests/book/test_launch.py`` runs the check and executes the cell in both situations (bnlib
+present / missing, with pip replaced by a recorder: the tests have no network).
 """
 
 from __future__ import annotations

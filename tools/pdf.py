@@ -7,7 +7,7 @@ the pages `make book` already built instead:
 1. the page order comes from `_toc.yml` (the root, then each part's chapters and their sections);
 2. `--html` (default `_build/html`) is served on 127.0.0.1 (a free port, a background thread);
 3. Debian's chromium (`/usr/bin/chromium`, or `$CHROMIUM`) opens each page through Playwright, as
-   tests/test_browser.py does. Every request to another host is blocked and counted (the book
+   tests/book/test_browser.py does. Every request to another host is blocked and counted (the book
    works offline, so there should be none). The script waits until MathJax has typeset the math,
    every image has loaded and, on pages with embedded ipywidgets state, the widgets have rendered;
 4. the page is printed with the theme's print CSS (sphinx-book-theme hides the sidebars, header
@@ -15,7 +15,7 @@ the pages `make book` already built instead:
    title and the page number within the whole PDF at the bottom (CSS margin boxes, PAGE_CSS);
 5. the root page is printed again with each toc entry's first page number in its contents list,
    and poppler's `pdfunite` joins the per-page PDFs, in toc order, into `--out`. A report for
-   tests/test_pdf.py goes next to it (`.json`: page ranges, requests made, seconds).
+   tests/book/test_pdf.py goes next to it (`.json`: page ranges, requests made, seconds).
 
 What the printed book keeps and drops (PRINT_CSS, PREPARE_JS):
 - kept: the text, math, figures, the ipywidgets as rendered from their saved state, and each
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {doc:<{width}}  pp. {first:>3}-{first + n - 1:<3} ({n:>2})  {title}")
         first += n
     seconds = time.monotonic() - start
-    # What was printed, for tests/test_pdf.py: the page ranges and the requests made.
+    # What was printed, for tests/book/test_pdf.py: the page ranges and the requests made.
     report = {
         "pages": [{"doc": doc, "title": title, "first": 1 + sum(counts[:i]), "count": counts[i]}
                   for i, (doc, title) in enumerate(rows)],

@@ -2,7 +2,7 @@
 
 The counts come from bnlib's exact partition; the oracles here do not: torch's own forward
 pass (activation patterns on a fine grid and along a densely sampled segment, see
-tests/_oracles.py), and plane geometry (the cells of a line arrangement in a box).
+tests/unit/_oracles.py), and plane geometry (the cells of a line arrangement in a box).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 import bnlib
-from bnlib.counting import INITS, counting_network, loglog_slope, region_counts, summarize
+from bnlib.experiments.ch1_counting import INITS, counting_network, region_counts
+from bnlib.stats import loglog_slope, summarize
 from _oracles import TorchOracle, grid
 
 BOX = (-3.0, 3.0, -3.0, 3.0)
@@ -150,7 +151,7 @@ def test_he_init_is_seeded_and_leaves_the_global_rng_alone():
 
 def test_summarize_matches_numpy_per_group():
     t = region_counts([1, 2], [3, 4], seeds=[0, 1, 2], progress=False)
-    s = summarize(t, "regions")
+    s = summarize(t, "regions", by=["depth", "width", "neurons"])
     assert len(s["depth"]) == 4
     for i in range(4):
         k = (t["depth"] == s["depth"][i]) & (t["width"] == s["width"][i])
@@ -189,6 +190,7 @@ def test_loglog_slope_recovers_power_laws():
         (([1], [4], [0]), {"negative_slope": float("nan")}, "negative_slope"),
         (([1], [4], [0]), {"init": "xavier"}, "init"),
         (([1], [4], [0]), {"segment": ((0, 0), (5, 0))}, "inside the box"),
+        (([1], [4], [0.5]), {}, "The 'seeds' parameter of region_counts"),
         (([1], [4], [0]), {"segment": ((1, 1), (1, 1))}, "distinct"),
         (([1], [4], [0]), {"segment": (0, 0, 1, 1)}, "two finite points"),
     ],
@@ -201,7 +203,7 @@ def test_bad_arguments_raise_value_error(args, kwargs, match):
 def test_bad_summary_and_slope_arguments_raise_value_error():
     t = region_counts([1], [3], seeds=[0], progress=False)
     with pytest.raises(ValueError, match="no column"):
-        summarize(t, "volume")
+        summarize(t, "volume", by=["depth"])
     with pytest.raises(ValueError, match="positive"):
         loglog_slope([1, 2], [0, 1])
     with pytest.raises(ValueError, match="same length"):

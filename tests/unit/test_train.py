@@ -50,7 +50,7 @@ def test_single_sample_batches_are_skipped_for_bn():
         (dict(optimizer="rmsprop"), "optimizer"),
         (dict(batch_size=0), "batch_size"),
         (dict(epochs=-1), "epochs"),
-        (dict(batch_size=1), "at least 2"),
+        (dict(batch_size=1), "integer >= 2"),
     ],
 )
 def test_bad_arguments(moons, kwargs, match):
@@ -64,3 +64,31 @@ def test_bad_data():
         fit(MLP([2, 4], n_classes=1), np.full((4, 2), np.nan), np.zeros(4), progress=False)
     with pytest.raises(ValueError, match="same length"):
         fit(MLP([2, 4], n_classes=1), np.zeros((4, 2)), np.zeros(3), progress=False)
+
+
+def test_fit_by_steps_sees_exactly_full_batches_and_is_seeded():
+    # oracle: count the samples every BN forward pass in training mode receives
+    X, y = data.moons(50, seed=0)
+    net = MLP([2, 4], batchnorm=True, n_classes=1, seed=0)
+    seen = []
+    net[1].register_forward_hook(lambda m, i, o: seen.append(len(i[0])) if m.training else None)
+    h = fit(net, X, y, steps=9, batch_size=16, seed=3, progress=False)
+    assert h.steps == 9 and seen == [16] * 9  # 3 full batches per epoch, the 2 left over dropped
+    h2 = fit(MLP([2, 4], batchnorm=True, n_classes=1, seed=0), X, y, steps=9, batch_size=16, seed=3, progress=False)
+    assert h.train_loss == h2.train_loss
+
+
+def test_fit_seeds_dropout_and_leaves_global_generator_alone():
+    X, y = data.moons(40, seed=0)
+
+    def run():
+        net = MLP([2, 8], n_classes=1, seed=0)
+        net = torch.nn.Sequential(*list(net)[:2], torch.nn.Dropout(0.5), *list(net)[2:])
+        return fit(net, X, y, steps=5, batch_size=8, seed=1, progress=False).train_loss
+
+    state = torch.random.get_rng_state()
+    a = run()
+    torch.manual_seed(123)  # another global state: the same run
+    b = run()
+    assert a == b
+    torch.random.set_rng_state(state)

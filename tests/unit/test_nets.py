@@ -1,7 +1,7 @@
 """Unit tests of bnlib.nets: MLP, and the float64 affine layers read from a torch model.
 
 Every expected value comes from torch itself (float64 deep copies, train/eval mode, forward
-hooks; see tests/_oracles.py), never from bnlib.
+hooks; see tests/unit/_oracles.py), never from bnlib.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 import bnlib
+from bnlib.nets import (MLP, activation_patterns, affine_layers, forward, has_batchnorm, read_batchnorm,
+                        to_sequential)
 from _oracles import TorchOracle, cluster, randomize_batchnorm, train_mode_preactivations, uniform
 
 # ----------------------------------------------------------------------------------------
@@ -283,7 +285,7 @@ def _inf_bias():
 BAD_MODELS = {
     "tanh": (lambda: nn.Sequential(nn.Linear(2, 3), nn.Tanh()), "Tanh"),
     "conv1d": (lambda: nn.Sequential(nn.Linear(2, 4), nn.Conv1d(1, 1, 1)), "Conv1d"),
-    "dropout": (lambda: nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.5), nn.ReLU()), "Dropout"),
+    "tanh": (lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh()), "unsupported layer Tanh"),
     "no-linear": (lambda: nn.Sequential(nn.ReLU()), "Linear"),
     "nan-weight": (_nan_weight, "NaN|finite"),
     "inf-bias": (_inf_bias, "NaN|finite|infinite"),
@@ -333,3 +335,89 @@ def test_batch_accepts_a_torch_tensor():
     a = bnlib.affine_layers(model, batch=X)
     b = bnlib.affine_layers(model, batch=torch.as_tensor(X))
     assert all(np.allclose(p.W, q.W) and np.allclose(p.b, q.b) for p, q in zip(a, b))
+
+
+# ----------------------------------------------------------------------------------------
+# the one BN reader: read_batchnorm, Dropout/BatchNoise as identity, to_sequential
+
+
+def _bn_net(seed=0):
+    net = MLP([2, 5, 4], batchnorm=True, n_classes=3, seed=seed)
+    with torch.no_grad():  # non-trivial gamma, beta and running statistics
+        g = torch.Generator().manual_seed(seed)
+        for m in net:
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.weight.uniform_(0.5, 2.0, generator=g)
+                m.bias.normal_(generator=g)
+                m.running_mean.normal_(generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+    return net
+
+
+def test_read_batchnorm_batch_statistics_match_torch_training_mode():
+    net = _bn_net(1)
+    X = np.random.default_rng(0).normal(size=(64, 2)) * [2.0, 0.5] + 3.0
+    reads = read_batchnorm(net, batch=X)
+    assert [r.layer for r in reads] == [1, 2] and all(r.source == "batch" for r in reads)
+    # oracle: torch's own BatchNorm1d in training mode, fed through the float64 network
+    net64 = copy.deepcopy(net).double().train()
+    z = torch.tensor(X)
+    inputs = {}
+    for i, m in enumerate(net64):
+        if isinstance(m, torch.nn.BatchNorm1d):
+            inputs[i] = z.detach().clone()
+        z = m(z)
+    bn_inputs = list(inputs.values())
+    for r, u in zip(reads, bn_inputs):
+        assert np.allclose(r.mean, u.mean(0).numpy(), atol=1e-12)
+        assert np.allclose(r.var, u.var(0, unbiased=False).numpy(), atol=1e-12)
+        assert np.allclose(r.inputs @ r.weight.T + r.bias, u.numpy(), atol=1e-12)
+
+
+def test_read_batchnorm_running_statistics_are_the_modules_own():
+    net = _bn_net(2)
+    reads = read_batchnorm(net)
+    bns = [m for m in net if isinstance(m, torch.nn.BatchNorm1d)]
+    for r, m in zip(reads, bns):
+        assert r.source == "running" and r.inputs is None
+        assert np.array_equal(r.mean, m.running_mean.double().numpy())
+        assert np.array_equal(r.gamma, m.weight.detach().double().numpy())
+        assert r.eps == m.eps
+
+
+def test_dropout_and_batch_noise_read_as_identity_like_eval_mode():
+    from bnlib.experiments.ch4_noise import build_network
+
+    X = np.random.default_rng(3).normal(size=(30, 2))
+    for arm in ("dropout", "noise"):
+        net = build_network(arm, [2, 6, 6], n_classes=1, seed=0, noise_batch_size=8)
+        with torch.no_grad():
+            ref = copy.deepcopy(net).eval().double()(torch.tensor(X)).numpy()
+        assert np.allclose(forward(affine_layers(net), X), ref, atol=1e-12)
+
+
+def test_to_sequential_of_batch_read_equals_torch_training_mode():
+    net = _bn_net(4)
+    X = np.random.default_rng(4).normal(size=(50, 2))
+    plain = to_sequential(affine_layers(net, batch=X), dtype=torch.float64)
+    assert not has_batchnorm(plain)
+    with torch.no_grad():
+        ref = copy.deepcopy(net).double().train()(torch.tensor(X))
+        assert torch.allclose(plain(torch.tensor(X)), ref, atol=1e-10)
+
+
+def test_to_sequential_leaves_global_random_state_alone():
+    state = torch.random.get_rng_state()
+    to_sequential(affine_layers(MLP([2, 3, 3], seed=0)))
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_activation_patterns_match_forward_pass_signs():
+    net = MLP([2, 4, 3], seed=5)
+    X = np.random.default_rng(5).normal(size=(40, 2))
+    codes = activation_patterns(affine_layers(net), X)
+    with torch.no_grad():
+        h1 = net[0](torch.tensor(X).float())
+        h2 = net[2](net[1](h1))
+    assert np.array_equal(codes, np.concatenate([(h1 > 0).numpy(), (h2 > 0).numpy()], axis=1))
+    assert activation_patterns(affine_layers(net), X, layer=1).shape == (40, 4)

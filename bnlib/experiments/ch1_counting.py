@@ -4,8 +4,8 @@ The experiment of chapter 1: for every depth, width and seed, build a random lea
 network, compute its exact partition of a 2-D box (:func:`bnlib.partition`) and record two
 numbers: how many regions the box holds, and how many regions a fixed line segment passes
 through. :func:`region_counts` returns them as a small table (a dict of numpy arrays, one
-row per network); :func:`summarize` gives the mean and spread over seeds, and
-:func:`loglog_slope` the growth exponent. The chapter draws the table and asserts on it;
+row per network); :func:`bnlib.stats.summarize` gives the mean and spread over seeds, and
+:func:`bnlib.stats.loglog_slope` the growth exponent. The chapter draws the table and asserts on it;
 a script can run the same function larger.
 """
 
@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .nets import MLP
-from .partition import check_box, partition
+from .._validation import check_box, check_choice, check_int, check_ints, check_number, check_seed, check_seeds
+from ..nets import MLP
+from ..partition import partition
 
-__all__ = ["INITS", "counting_network", "region_counts", "summarize", "loglog_slope"]
+__all__ = ["INITS", "counting_network", "region_counts"]
 
 INITS = ("torch", "he")
 """Weight initializations :func:`counting_network` knows.
@@ -32,37 +33,6 @@ normal with variance ``2 / ((1 + s^2) fan_in)``, ``s`` the negative slope (He/Ka
 initialization, which keeps the size of the pre-activations the same from layer to
 layer). The biases are torch's default in both cases.
 """
-
-
-def _check_ints(name: str, values, at_least: int) -> list[int]:
-    try:
-        out = list(values)
-    except TypeError:
-        raise ValueError(f"{name} must be a sequence of integers; got {values!r}") from None
-    if not out:
-        raise ValueError(f"{name} must list at least one value; got an empty sequence")
-    checked = []
-    for v in out:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < at_least:
-            raise ValueError(f"{name} must hold integers >= {at_least}; got {v!r} in {out!r}")
-        checked.append(int(v))
-    return checked
-
-
-def _check_slope(negative_slope) -> float:
-    try:
-        s = float(negative_slope)
-    except (TypeError, ValueError):
-        raise ValueError(f"negative_slope must be a number >= 0; got {negative_slope!r}") from None
-    if not np.isfinite(s) or s < 0:
-        raise ValueError(f"negative_slope must be a finite number >= 0; got {negative_slope!r}")
-    return s
-
-
-def _check_init(init: str) -> str:
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}; got {init!r}")
-    return init
 
 
 def counting_network(
@@ -88,11 +58,13 @@ def counting_network(
     >>> bool(0.2 < float(w.std()) < 0.8)       # He: std sqrt(2 / (1.01 * 8)) ~ 0.50
     True
     """
-    (depth,) = _check_ints("depth", [depth], 1)
-    (width,) = _check_ints("width", [width], 1)
-    s = _check_slope(negative_slope)
-    net = MLP([2] + [width] * depth, negative_slope=s, seed=int(seed))
-    if _check_init(init) == "he":
+    func = "counting_network"
+    depth = check_int(depth, "depth", func, at_least=1)
+    width = check_int(width, "width", func, at_least=1)
+    s = check_number(negative_slope, "negative_slope", func, low=0)
+    seed = check_seed(seed, "seed", func)
+    net = MLP([2] + [width] * depth, negative_slope=s, seed=seed)
+    if check_choice(init, "init", func, INITS) == "he":
         generator = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             for m in net:
@@ -150,12 +122,13 @@ def region_counts(
     >>> bool((t["crossings"] <= t["regions"]).all())
     True
     """
-    depths = _check_ints("depths", depths, 1)
-    widths = _check_ints("widths", widths, 1)
-    seeds = _check_ints("seeds", seeds, 0)
-    box = check_box(box)
-    s = _check_slope(negative_slope)
-    _check_init(init)
+    func = "region_counts"
+    depths = check_ints(depths, "depths", func, at_least=1)
+    widths = check_ints(widths, "widths", func, at_least=1)
+    seeds = check_seeds(seeds, "seeds", func)
+    box = check_box(box, "box", func)
+    s = check_number(negative_slope, "negative_slope", func, low=0)
+    check_choice(init, "init", func, INITS)
     xmin, xmax, ymin, ymax = box
     if segment is None:
         segment = ((xmin, ymin), (xmax, ymax))
@@ -184,59 +157,3 @@ def region_counts(
         "regions": regions,
         "crossings": crossings,
     }
-
-
-def summarize(table: dict[str, np.ndarray], value: str) -> dict[str, np.ndarray]:
-    """Mean and spread of ``table[value]`` over seeds, one row per (depth, width).
-
-    Returns
-    -------
-    dict of numpy arrays
-        ``depth``, ``width``, ``neurons``, ``n`` (number of seeds), ``mean``, ``std``
-        (population standard deviation), ``min``, ``max``; rows sorted by depth, then width.
-
-    Examples
-    --------
-    >>> t = {"depth": np.array([1, 1, 2]), "width": np.array([4, 4, 4]),
-    ...      "neurons": np.array([4, 4, 8]), "regions": np.array([9, 11, 20])}
-    >>> s = summarize(t, "regions")
-    >>> s["neurons"].tolist(), s["mean"].tolist(), s["std"].tolist(), s["n"].tolist()
-    ([4, 8], [10.0, 20.0], [1.0, 0.0], [2, 1])
-    """
-    for key in ("depth", "width", "neurons", value):
-        if key not in table:
-            raise ValueError(f"table has no column {key!r}; its columns are {sorted(table)}")
-    values = np.asarray(table[value], dtype=np.float64)
-    keys = np.stack([np.asarray(table["depth"]), np.asarray(table["width"])], axis=1)
-    groups, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    out = {"depth": groups[:, 0], "width": groups[:, 1], "neurons": groups[:, 0] * groups[:, 1]}
-    stats = {"n": [], "mean": [], "std": [], "min": [], "max": []}
-    for g in range(len(groups)):
-        v = values[inverse == g]
-        stats["n"].append(len(v))
-        stats["mean"].append(v.mean())
-        stats["std"].append(v.std())
-        stats["min"].append(v.min())
-        stats["max"].append(v.max())
-    out.update({k: np.array(v) for k, v in stats.items()})
-    return out
-
-
-def loglog_slope(x, y) -> float:
-    """Least-squares slope of ``log y`` against ``log x``: the exponent ``p`` in ``y ~ x**p``.
-
-    Examples
-    --------
-    >>> round(loglog_slope([1, 2, 4, 8], [3, 12, 48, 192]), 6)
-    2.0
-    """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    if x.shape != y.shape or len(x) < 2:
-        raise ValueError(f"x and y must be two sequences of the same length >= 2; got {x.shape} and {y.shape}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
-        raise ValueError("x and y must be finite and positive to take logarithms")
-    if np.ptp(x) == 0:
-        raise ValueError("x must take at least two different values to fit a slope")
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])

@@ -1,4 +1,4 @@
-"""bnlib.initialization: BN folding against torch's own BatchNorm1d, LSUV, probe, runner."""
+"""bnlib.initialization: BN folding against torch's own BatchNorm1d, LSUV, the linear probe."""
 
 import copy
 
@@ -8,9 +8,7 @@ import torch
 from torch import nn
 
 from bnlib import MLP, data
-from bnlib.initialization import (ARMS, epochs_to_reach, features, fold_batchnorm, initial_model,
-                                  learning_curves, linear_probe, lsuv, mean_interval, run_arms,
-                                  snapshots)
+from bnlib.initialization import features, fold_batchnorm, linear_probe, lsuv
 
 
 @pytest.fixture(scope="module")
@@ -115,60 +113,12 @@ def test_features_and_probe(far_data):
     assert r1 == r2 and 0.5 <= r1["train_accuracy"] <= 1.0
 
 
-def test_same_seed_identical_histories(far_data):
-    X, y = far_data
-    kw = dict(widths=[2, 8, 8], n_classes=1, seeds=[0, 1], epochs=3, batch_size=16, progress=False,
-              X_test=X, y_test=y)
-    t1, t2 = run_arms(X, y, **kw), run_arms(X, y, **kw)
-    assert set(t1) == {"arm", "seed", "epoch", "train_loss", "train_accuracy", "test_accuracy"}
-    for k in t1:
-        assert np.array_equal(t1[k], t2[k])
-    assert len(t1["arm"]) == len(ARMS) * 2 * 4
-    # the plain and BN arms start from the same Linear weights
-    assert torch.equal(initial_model("plain", [2, 8], 1, X, seed=0)[0].weight,
-                       initial_model("bn", [2, 8], 1, X, seed=0)[0].weight)
-
-
-def test_snapshots_are_the_states_of_the_run(far_data):
-    X, y = far_data
-    kw = dict(widths=[2, 8, 8], n_classes=1, seed=0, batch_size=16)
-    snaps = snapshots("bn_init", X, y, at=[0, 2], **kw)
-    start = initial_model("bn_init", [2, 8, 8], 1, X, seed=0)
-    assert all(torch.equal(snaps[0][k], v) for k, v in start.state_dict().items())
-    t = run_arms(X, y, widths=[2, 8, 8], n_classes=1, seeds=[0], arms=["bn_init"], epochs=2,
-                 batch_size=16, progress=False)
-    net = initial_model("bn_init", [2, 8, 8], 1, X, seed=0)
-    net.load_state_dict(snaps[1])
-    with torch.no_grad():  # the training loss the run recorded after epoch 2 (eval mode)
-        out = net.eval()(torch.tensor(X).float())[:, 0]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(out, torch.as_tensor(y).float())
-    assert float(loss) == pytest.approx(t["train_loss"][-1], abs=1e-6)
-
-
-def test_summaries():
-    table = {
-        "arm": np.array(["a"] * 4 + ["b"] * 4),
-        "seed": np.array([0, 0, 1, 1] * 2),
-        "epoch": np.array([0, 1] * 4),
-        "acc": np.array([0.1, 0.5, 0.2, 0.9, 0.1, 0.2, 0.3, 0.4]),
-    }
-    curves = learning_curves(table, "acc")
-    assert np.allclose(curves["a"]["mean"], [0.15, 0.7])
-    assert np.all(curves["b"]["lo"] <= curves["b"]["mean"])
-    first = epochs_to_reach(table, "acc", 0.8)
-    assert first["arm"].tolist() == ["a", "a", "b", "b"]
-    assert first["epochs"][1] == 1 and np.isnan(first["epochs"][0]) and np.isnan(first["epochs"][2:]).all()
-    m, lo, hi = mean_interval([1.0, 3.0])
-    assert m == 2.0 and lo < 2.0 < hi
-
-
 @pytest.mark.parametrize(
     "call, match",
     [
         (lambda X, y: fold_batchnorm("not a model", X), "torch.nn.Module"),
         (lambda X, y: fold_batchnorm(MLP([2, 4], batchnorm=True), X[:1]), "at least 2"),
         (lambda X, y: fold_batchnorm(MLP([3, 4], batchnorm=True), X), "shape"),
-        (lambda X, y: fold_batchnorm(nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 2)), X), "follow a Linear"),
         (lambda X, y: fold_batchnorm(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), X), "unsupported"),
         (lambda X, y: lsuv(MLP([2, 4], batchnorm=True), X), "without BatchNorm"),
         (lambda X, y: lsuv(MLP([2, 4]), X, tol=0), "tol"),
@@ -176,16 +126,19 @@ def test_summaries():
         (lambda X, y: linear_probe(MLP([2, 4], n_classes=1), X, y, X, y, C=0), "C must"),
         (lambda X, y: linear_probe(MLP([2, 4], n_classes=1), X, y[:5], X, y), "matching"),
         (lambda X, y: features(nn.Sequential(nn.Linear(2, 1)), X), "no hidden layer"),
-        (lambda X, y: initial_model("dropout", [2, 4], 1, X, seed=0), "arm must be one of"),
-        (lambda X, y: run_arms(X, y, widths=[2, 4], n_classes=1, seeds=[], progress=False), "seeds"),
-        (lambda X, y: run_arms(X, y, widths=[2, 4], n_classes=1, seeds=[0], arms=["x"]), "arm must"),
-        (lambda X, y: run_arms(X, y, widths=[2, 4], n_classes=1, seeds=[0], epochs=-1, progress=False), "epochs"),
-        (lambda X, y: learning_curves({"arm": np.array(["a"])}, "loss"), "metric"),
-        (lambda X, y: mean_interval([1.0]), "at least 2"),
-        (lambda X, y: snapshots("bn", X, y, widths=[2, 4], n_classes=1, seed=0, at=[-1]), ">= 0"),
     ],
 )
 def test_bad_arguments_raise(far_data, call, match):
     X, y = far_data
     with pytest.raises(ValueError, match=match):
         call(X, y)
+
+
+def test_folding_accepts_bn_anywhere_a_plain_affine_map_is_read():
+    # BN before the first Linear (on the inputs) folds too: the result is torch's training mode
+    X = np.random.default_rng(0).normal(size=(30, 2)) * 3 + 1
+    net = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.5), nn.Linear(3, 1)).double()
+    plain = fold_batchnorm(net, X)
+    with torch.no_grad():
+        ref = nn.Sequential(net[0].train(), net[1], net[2], net[4])(torch.tensor(X))
+        assert torch.allclose(plain(torch.tensor(X)), ref, atol=1e-10)

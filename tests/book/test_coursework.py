@@ -2,8 +2,8 @@
 
 For every assignment: `otter assign` succeeds; the student notebook holds no solution and no hidden
 test; it runs top to bottom with its stubs without killing the kernel; the master's solutions get
-full marks from `otter run`; the deliberately wrong submission in tests/coursework_submissions/ gets
-partial marks, and the question it gets wrong is the one named below.
+full marks from `otter run`; the deliberately wrong submission in tests/book/coursework_submissions/
+gets partial marks, and the question it gets wrong is the one named below.
 
 Everything runs once per session (fixture `graded`): the four `otter assign`, the four student
 notebooks and the eight `otter run` are spread over worker threads (each grading executes a notebook

@@ -1,7 +1,7 @@
-"""Unit tests of bnlib.geometry (and the chapter-2 frame function in bnlib.frames).
+"""Unit tests of bnlib.geometry.
 
 Expected values come from independent oracles: torch's own BatchNorm1d in training mode and
-autograd (float64 deep copies, tests/_oracles.py), scipy's optimisers for projections and
+autograd (float64 deep copies, tests/unit/_oracles.py), scipy's optimisers for projections and
 least-squares offsets, the exact partition's segment geometry (Partition.crossings, locate,
 areas) and Monte Carlo sampling. No expected value is copied from bnlib.geometry.
 """
@@ -23,7 +23,6 @@ from torch import nn  # noqa: E402
 
 import bnlib  # noqa: E402
 from bnlib import geometry as g  # noqa: E402
-from bnlib.frames import BN_EXPLORER_BOX, bn_explorer_frame, explorer_data  # noqa: E402
 from _oracles import TorchOracle, cluster, uniform  # noqa: E402
 
 
@@ -332,136 +331,8 @@ def test_quantization_error_against_kmeans_objective():
 # ellipse and region density
 
 
-def test_ellipse_from_data_coverage_area_and_samples():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40000, 2)) @ np.array([[1.0, 0.4], [0.0, 0.3]]) + [2, -1]
-    E = g.Ellipse.from_data(X, coverage=0.8)
-    assert E.contains(X).mean() == pytest.approx(0.8, abs=0.01)
-    assert E.q**2 == pytest.approx(stats.chi2.ppf(0.8, 2))
-    S = E.sample(20000, seed=1)
-    assert E.contains(S).all()
-    # uniform: the fraction in the inner half-scale ellipse is 1/4
-    inner = g.Ellipse(E.center, E.cov, E.q / 2)
-    assert inner.contains(S).mean() == pytest.approx(0.25, abs=0.01)
-    # area against Monte Carlo in the bounding box
-    lo, hi = E.polygon().min(0), E.polygon().max(0)
-    U = rng.uniform(lo, hi, size=(200000, 2))
-    assert E.area == pytest.approx(E.contains(U).mean() * np.prod(hi - lo), rel=0.01)
-
-
-def test_disk_polygon_intersection_special_cases():
-    def areas(polys):
-        V, nxt, starts, _ = g._ragged([np.asarray(p, float) for p in polys])
-        return g._disk_polygon_areas(V, nxt, starts)
-
-    big = [[-2, -2], [2, -2], [2, 2], [-2, 2]]
-    half = [[0, -2], [2, -2], [2, 2], [0, 2]]
-    small = [[-0.3, -0.2], [0.4, -0.1], [0.1, 0.5]]
-    away = [[3, 3], [4, 3], [4, 4]]
-    got = areas([big, half, small, away])
-    tri = 0.5 * abs((0.4 + 0.3) * (0.5 + 0.2) - (-0.1 + 0.2) * (0.1 + 0.3))
-    assert np.allclose(got, [np.pi, np.pi / 2, tri, 0.0])
-
-
-def test_region_density_against_locate_on_sampled_points():
-    X = cluster(200, seed=6)
-    net = bnlib.MLP([2, 6, 6], batchnorm=True, seed=6)
-    box = (-3, 6, -3, 5)
-    part = bnlib.partition(net, box, batch=X)
-    E = g.Ellipse.from_data(X)
-    d = g.region_density(part, E)
-    P = uniform(box, 400000, seed=2)
-    cell = part.locate(P)
-    inside = E.contains(P)
-    # each region's share inside the ellipse, by sampling (regions hit often enough)
-    hits = np.bincount(cell, minlength=part.n_regions)
-    hits_in = np.bincount(cell[inside], minlength=part.n_regions)
-    often = hits >= 2000
-    share = hits_in[often] / hits[often]
-    # small regions: wholly inside when all their vertices are (the ellipse is convex)
-    V = part.polygons
-    whole = np.array([E.contains(v).all() for v in V])
-    fraction = np.where(often, 0.0, whole.astype(float))
-    fraction[often] = share
-    certain = often | whole
-    tol = 4 * np.sqrt(0.25 / np.maximum(hits, 1)) + 1e-12
-    # the shared count inside must match the sampled shares (regions too small to sample and
-    # not wholly inside are left open: they may add up to their number)
-    assert d["inside"] + d["outside"] == pytest.approx(part.n_regions)
-    assert d["area_inside"] == pytest.approx(inside.mean() * 72.0, rel=0.01)
-    assert d["density_inside"] * d["area_inside"] == pytest.approx(d["inside"])
-    n_certain_inside = fraction[certain].sum()
-    slack = tol[often].sum()
-    assert n_certain_inside - slack <= d["inside"] <= n_certain_inside + slack + (~certain).sum()
-    assert d["meeting"] >= len(np.unique(cell[inside]))
-    assert d["meeting"] >= whole.sum()
-
-
-def test_region_density_share_of_each_region():
-    """Region by region, the exact share inside the ellipse against sampling inside the region."""
-    X = cluster(200, seed=8)
-    part = bnlib.partition(bnlib.MLP([2, 6, 6], batchnorm=True, seed=8), (-3, 6, -3, 5), batch=X)
-    E = g.Ellipse.from_data(X)
-    V, nxt, starts, owner = g._ragged(part.polygons)
-    exact = g._disk_polygon_areas(E.whiten(V), nxt, starts) * E.q**2 * np.sqrt(np.linalg.det(E.cov))
-    rng = np.random.default_rng(0)
-    for r in np.argsort(part.areas())[::-1][:15]:   # the 15 largest regions
-        poly = part.polygons[r]
-        lo, hi = poly.min(0), poly.max(0)
-        S = rng.uniform(lo, hi, size=(40000, 2))
-        mine = part.locate(S) == r
-        mc = (mine & E.contains(S)).mean() * np.prod(hi - lo)
-        assert exact[r] == pytest.approx(mc, abs=4 * np.sqrt(mine.mean() / 40000) * np.prod(hi - lo) + 1e-9)
-
-
-def test_region_density_layer_and_bad_input():
-    X = cluster(100, seed=1)
-    part = bnlib.partition(bnlib.MLP([2, 4, 4], seed=1), (-3, 6, -3, 5))
-    E = g.Ellipse.from_data(X)
-    assert g.region_density(part, E, layer=1)["regions"] == len(part.regions(1))
-    with pytest.raises(ValueError, match="Partition"):
-        g.region_density("no", E)
-    with pytest.raises(ValueError, match="Ellipse"):
-        g.region_density(part, (0, 0, 1))
-    with pytest.raises(ValueError, match="positive-definite"):
-        g.Ellipse(np.zeros(2), np.diag([1.0, -1.0]), 1.0)
-    with pytest.raises(ValueError, match="coverage"):
-        g.Ellipse.from_data(X, coverage=1.5)
-
-
 # ----------------------------------------------------------------------------------------
 # experiments and summaries
-
-
-def test_layer_experiment_deterministic_and_consistent():
-    X = cluster(60, seed=0)
-    kw = dict(depth=3, width=4, seeds=[0, 1, 2], progress=False, n_points=30)
-    a, b = g.layer_experiment(X, **kw), g.layer_experiment(X, **kw)
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-    assert len(a["seed"]) == 2 * 3 * 3
-    net = bnlib.MLP([2, 4, 4, 4], batchnorm=True, seed=1)
-    part = bnlib.partition(net, (-3.0, 6.0, -3.0, 5.0), batch=X)
-    row = (a["batchnorm"]) & (a["seed"] == 1) & (a["layer"] == 2)
-    want = np.median(np.minimum(part.distance_to_boundary(X[:30], 1), part.distance_to_boundary(X[:30], 2)))
-    assert a["distance"][row][0] == pytest.approx(want)
-    assert a["regions"][row][0] == len(part.regions(2))
-
-
-def test_shift_scale_experiment_bn_follows_the_data_exactly():
-    X = cluster(80, seed=3)
-    t = g.shift_scale_experiment(X, shifts=[0, 3, 9], scales=[0.5, 4], seeds=[0, 1], n_probe=200, progress=False)
-    for seed in (0, 1):
-        bn = t["batchnorm"] & (t["seed"] == seed)
-        # exact up to BN's eps, which moves a few boundaries slightly (exact test below)
-        assert np.ptp(t["regions"][bn]) <= 0.05 * t["regions"][bn].mean()
-        assert np.ptp(t["distance"][bn]) < 0.1 * t["distance"][bn].mean()
-        assert np.ptp(t["regions"][~bn & (t["seed"] == seed)]) > 0
-    again = g.shift_scale_experiment(X, shifts=[0, 3, 9], scales=[0.5, 4], seeds=[0, 1], n_probe=200, progress=False)
-    assert all(np.array_equal(t[k], again[k]) for k in t)
-    with pytest.raises(ValueError, match="shifts"):
-        g.shift_scale_experiment(X, shifts=[-1], seeds=[0], progress=False)
-    with pytest.raises(ValueError, match="scales"):
-        g.shift_scale_experiment(X, scales=[0], seeds=[0], progress=False)
 
 
 @pytest.mark.parametrize("scale, shift", [(0.3, (5.0, -2.0)), (4.0, (-1.0, 0.5))])
@@ -483,73 +354,7 @@ def test_bn_partition_moves_and_scales_with_the_data_without_eps(scale, shift):
     assert np.array_equal(TorchOracle(net, X).pattern(P), TorchOracle(net, Y).pattern(P * scale + shift))
 
 
-def test_digits_experiment_bn_centres_every_hyperplane():
-    X = np.random.default_rng(0).uniform(size=(120, 16))
-    t = g.digits_experiment(X, widths=[8, 8], seeds=[0, 1], n_points=30, progress=False)
-    bn = t["batchnorm"]
-    assert np.allclose(t["offset"][bn], 0, atol=1e-9) and np.all(t["cut"][bn] == 1)
-    assert np.all(t["offset"][~bn] > 0)
-    again = g.digits_experiment(X, widths=[8, 8], seeds=[0, 1], n_points=30, progress=False)
-    assert all(np.array_equal(t[k], again[k]) for k in t)
-    with pytest.raises(ValueError, match="seeds"):
-        g.digits_experiment(X, seeds=[], progress=False)
-
-
-def test_mean_interval_matches_scipy():
-    v = np.random.default_rng(0).normal(size=37)
-    m, lo, hi = g.mean_interval(v, level=0.9)
-    want = stats.t.interval(0.9, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
-    assert (lo, hi) == pytest.approx(want) and m == pytest.approx(v.mean())
-    with pytest.raises(ValueError, match="finite"):
-        g.mean_interval([1.0, np.inf])
-    with pytest.raises(ValueError, match="at least 2"):
-        g.mean_interval([1.0])
-
-
-def test_summarize_interval_groups():
-    t = {"a": np.array([0, 0, 1, 1, 1, 1]), "b": np.array([1, 1, 2, 2, 1, 1]), "v": np.arange(6.0)}
-    s = g.summarize_interval(t, "v", by=["a", "b"])
-    assert s["a"].tolist() == [0, 1, 1] and s["b"].tolist() == [1, 1, 2]
-    assert s["n"].tolist() == [2, 2, 2] and s["mean"].tolist() == [0.5, 4.5, 2.5]
-    with pytest.raises(ValueError, match="no column"):
-        g.summarize_interval(t, "w", by=["a"])
-
-
 # ----------------------------------------------------------------------------------------
 # the frame function
 
 
-@pytest.mark.parametrize("params", [
-    dict(batchnorm=False), dict(), dict(beta=1.5, gamma=-0.5), dict(layer=4, unit=5),
-    dict(center_x=-2.0, center_y=3.0, stretch=0.3), dict(batchnorm=False, layer=3, stretch=2.5),
-    dict(legend=False, seed=3),
-])
-def test_bn_explorer_frame_draws(params):
-    fig, ax = plt.subplots()
-    part = bn_explorer_frame(ax, **params)
-    assert part.box == BN_EXPLORER_BOX and ax.get_title()
-    plt.close(fig)
-
-
-def test_bn_explorer_frame_beta_moves_the_unit_by_data_spread_units():
-    X = explorer_data()
-    fig, ax = plt.subplots()
-    part = bn_explorer_frame(ax, layer=1, unit=2, beta=1.0, gamma=2.0)
-    plt.close(fig)
-    W = part.layers[0].W[2]
-    sd = (X @ W + part.layers[0].b[2]) / np.linalg.norm(W)  # signed distance to the unit's line
-    proj = X @ W / np.linalg.norm(W)
-    assert sd.mean() == pytest.approx(0.5 * proj.std(), rel=1e-3)  # beta/gamma = 0.5 spreads
-
-
-def test_bn_explorer_frame_bad_input():
-    fig, ax = plt.subplots()
-    with pytest.raises(ValueError, match="layer"):
-        bn_explorer_frame(ax, layer=5)
-    with pytest.raises(ValueError, match="unit"):
-        bn_explorer_frame(ax, unit=6)
-    with pytest.raises(ValueError, match="gamma"):
-        bn_explorer_frame(ax, gamma=0.0)
-    with pytest.raises(ValueError, match="stretch"):
-        bn_explorer_frame(ax, stretch=-1.0)
-    plt.close(fig)

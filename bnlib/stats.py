@@ -1,0 +1,246 @@
+"""Statistics over seeds, and the tables the chapters show.
+
+Experiments return tidy tables: one row per run (seed, arm, setting), as a dict of equal-length
+numpy arrays or a pandas ``DataFrame``. This module summarises them:
+
+* :func:`mean_interval`: the mean of per-seed values and a confidence interval for it;
+* :func:`summarize`: that summary for every group of a table (``by`` columns), plus the
+  spread (std, min, max);
+* :func:`paired_difference`: the difference between two arms *paired by seed* (same initial
+  weights, same data order), summarised per group;
+* :func:`loglog_slope`: the exponent of a power law;
+* :func:`table`: a :class:`Table`, which the book renders as an HTML table (pandas Styler) and
+  a terminal as aligned text; :func:`interval_text` writes "mean [lo, hi]".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._validation import check_number
+
+__all__ = [
+    "as_frame",
+    "mean_interval",
+    "summarize",
+    "paired_difference",
+    "loglog_slope",
+    "interval_text",
+    "Table",
+    "table",
+]
+
+
+def as_frame(data, name: str = "table") -> pd.DataFrame:
+    """A table (dict of equal-length arrays, or DataFrame) as a ``DataFrame`` (a copy)."""
+    if isinstance(data, pd.DataFrame):
+        return data.copy()
+    if not isinstance(data, dict):
+        raise ValueError(f"The {name!r} parameter must be a dict of equal-length arrays or a DataFrame; "
+                         f"got {type(data).__name__}.")
+    lengths = {k: len(np.atleast_1d(v)) for k, v in data.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"The {name!r} parameter must hold columns of equal length; got {lengths}.")
+    return pd.DataFrame({k: np.asarray(v) for k, v in data.items()})
+
+
+def _columns(frame: pd.DataFrame, names: Sequence[str], func: str) -> None:
+    for key in names:
+        if key not in frame.columns:
+            raise ValueError(f"The table given to {func} has no column {key!r}; its columns are "
+                             f"{sorted(map(str, frame.columns))}.")
+
+
+def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and a ``level`` confidence interval for the mean (Student t): ``(mean, lo, hi)``.
+
+    Examples
+    --------
+    >>> m, lo, hi = mean_interval([1.0, 2.0, 3.0, 4.0])
+    >>> m, round(lo, 3), round(hi, 3)
+    (2.5, 0.446, 4.554)
+    """
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if len(v) < 2:
+        raise ValueError(f"an interval needs at least 2 values; got {len(v)}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"values must be finite to average; got {int(np.sum(~np.isfinite(v)))} non-finite")
+    level = check_number(level, "level", "mean_interval", low=0, high=1, low_open=True, high_open=True)
+    m = float(v.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - half, m + half
+
+
+def summarize(data, value: str, by: Sequence[str], level: float = 0.95) -> pd.DataFrame:
+    """Mean of ``value`` with a confidence interval (:func:`mean_interval`), per group of ``by``.
+
+    Returns
+    -------
+    DataFrame
+        The ``by`` columns, then ``n``, ``mean``, ``lo``, ``hi`` (NaN for a group of one),
+        ``std`` (population standard deviation), ``min``, ``max``; one row per group, sorted
+        by the ``by`` columns.
+
+    Examples
+    --------
+    >>> t = {"bn": np.array([0, 0, 1, 1]), "d": np.array([1.0, 3.0, 5.0, 5.0])}
+    >>> s = summarize(t, "d", by=["bn"])
+    >>> s["bn"].tolist(), s["mean"].tolist(), s["n"].tolist(), s["std"].tolist()
+    ([0, 1], [2.0, 5.0], [2, 2], [1.0, 0.0])
+    """
+    frame = as_frame(data)
+    by = [by] if isinstance(by, str) else list(by)
+    _columns(frame, [value, *by], "summarize")
+    rows = []
+    for key, group in frame.groupby(by, sort=True):
+        v = group[value].to_numpy(dtype=np.float64)
+        m, lo, hi = mean_interval(v, level) if len(v) >= 2 else (float(v.mean()), np.nan, np.nan)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), "n": len(v), "mean": m, "lo": lo, "hi": hi,
+                     "std": float(v.std()), "min": float(v.min()), "max": float(v.max())})
+    return pd.DataFrame(rows)
+
+
+def paired_difference(
+    data,
+    value: str,
+    arm: str,
+    against: str,
+    *,
+    by: Sequence[str] = (),
+    arm_column: str = "arm",
+    seed_column: str = "seed",
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """``value`` of ``arm`` minus ``value`` of ``against``, paired by seed, summarised per group.
+
+    Runs of the two arms with the same seed (and the same ``by`` values) share their initial
+    weights and data order, so their difference removes what the seed does to both.
+
+    Returns
+    -------
+    DataFrame
+        The ``by`` columns, then ``n`` (paired seeds), ``mean``, ``lo``, ``hi`` of the
+        differences.
+
+    Examples
+    --------
+    >>> t = {"arm": np.array(["a", "a", "b", "b"]), "seed": np.array([0, 1, 0, 1]),
+    ...      "acc": np.array([0.9, 0.8, 0.7, 0.7])}
+    >>> d = paired_difference(t, "acc", "a", "b")
+    >>> d["n"].tolist(), [round(x, 6) for x in d["mean"]]
+    ([2], [0.15])
+    """
+    frame = as_frame(data)
+    by = [by] if isinstance(by, str) else list(by)
+    _columns(frame, [value, arm_column, seed_column, *by], "paired_difference")
+    keys = [*by, seed_column]
+    a = frame[frame[arm_column] == arm].set_index(keys)[value]
+    b = frame[frame[arm_column] == against].set_index(keys)[value]
+    if a.index.has_duplicates or b.index.has_duplicates:
+        raise ValueError(f"paired_difference needs one run per arm and {keys}; found repeats")
+    diff = (a - b).dropna().reset_index()
+    if diff.empty:
+        raise ValueError(f"no seed has both arms {arm!r} and {against!r}")
+    if not by:
+        m, lo, hi = mean_interval(diff[value], level)
+        return pd.DataFrame([{"n": len(diff), "mean": m, "lo": lo, "hi": hi}])
+    out = summarize(diff, value, by, level)
+    return out[[*by, "n", "mean", "lo", "hi"]]
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x``: the exponent ``p`` in ``y ~ x**p``.
+
+    Examples
+    --------
+    >>> round(loglog_slope([1, 2, 4, 8], [3, 12, 48, 192]), 6)
+    2.0
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape or len(x) < 2:
+        raise ValueError(f"x and y must be two sequences of the same length >= 2; got {x.shape} and {y.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
+        raise ValueError("x and y must be finite and positive to take logarithms")
+    if np.ptp(x) == 0:
+        raise ValueError("x must take at least two different values to fit a slope")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def _number(v, digits: int, signed: bool = False) -> str:
+    if v is None or not np.isfinite(v):
+        return "-"
+    v = 0.0 if abs(v) < 0.5 * 10.0**-digits else v  # rounding noise shows as 0, without a sign
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def interval_text(mean: float, lo: float, hi: float, digits: int = 3, *, signed: bool = False) -> str:
+    """``"mean [lo, hi]"`` with ``digits`` decimals (``signed``: with a sign, for differences).
+
+    Examples
+    --------
+    >>> interval_text(0.5, 0.25, 0.75, 2), interval_text(0.1, -0.05, 0.25, 2, signed=True)
+    ('0.50 [0.25, 0.75]', '+0.10 [-0.05, +0.25]')
+    """
+    if not np.isfinite(lo):
+        return _number(mean, digits, signed)
+    return f"{_number(mean, digits, signed)} [{_number(lo, digits, signed)}, {_number(hi, digits, signed)}]"
+
+
+class Table:
+    """A table for the reader: a ``DataFrame`` with a caption.
+
+    In the book and in JupyterLab it renders as an HTML table (a pandas Styler, without the
+    index); as text (a terminal, a doctest, the text/plain output nbval compares) as aligned
+    columns. ``frame`` holds the cells as shown.
+    """
+
+    def __init__(self, frame: pd.DataFrame, caption: str | None = None, precision: int = 3):
+        self.frame = frame
+        self.caption = caption
+        self.precision = precision
+
+    def _repr_html_(self) -> str:
+        # the table's id comes from its content, not from pandas' random uuid: the same table
+        # renders to the same HTML on every run (nbval compares it), and two tables differ
+        uuid = hashlib.sha1(repr(self).encode()).hexdigest()[:10]
+        styler = self.frame.style.hide(axis="index").set_uuid(uuid).format(precision=self.precision)
+        if self.caption:
+            styler = styler.set_caption(self.caption)
+        styler = styler.set_table_attributes('class="bnlib-table"')
+        return styler.to_html()
+
+    def __repr__(self) -> str:
+        text = self.frame.to_string(index=False, float_format=lambda v: f"{v:.{self.precision}f}")
+        return f"{self.caption}\n{text}" if self.caption else text
+
+
+def table(frame, *, caption: str | None = None, columns: dict | None = None, precision: int = 3) -> Table:
+    """A :class:`Table` of ``frame`` (a DataFrame or a dict of columns).
+
+    ``columns`` renames columns for the reader (``{"test_accuracy": "test accuracy"}``) and
+    keeps only those named, in that order. Float cells show ``precision`` decimals (in the HTML
+    and in the text alike); pass strings (:func:`interval_text`) for anything else.
+
+    Examples
+    --------
+    >>> t = table({"arm": ["plain", "bn"], "acc": ["0.9", "1.0"]}, columns={"arm": "arm", "acc": "accuracy"})
+    >>> t
+    arm accuracy
+    plain      0.9
+       bn      1.0
+    >>> "<table" in t._repr_html_()
+    True
+    """
+    frame = as_frame(frame)
+    if columns is not None:
+        _columns(frame, list(columns), "table")
+        frame = frame[list(columns)].rename(columns=columns)
+    return Table(frame.reset_index(drop=True), caption, precision)

@@ -1,0 +1,65 @@
+"""What the chapters show: tables are HTML tables, printed output stays short, no home-made tables.
+
+The executed copies the book build leaves in _build/jupyter_execute/chapters are read (`make book`
+first); the committed chapters are read for the code rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+import pytest
+
+from conftest import BUILD_HTML, ROOT
+
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+EXECUTED = ROOT / "_build" / "jupyter_execute" / "chapters"
+MAX_PRINTED_LINES = 8
+# what a table-formatting helper is called: fmt, format_row, table_rows, print_gain, results_table ...
+TABLE_HELPER = re.compile(r"(^|_)(fmt|format|table|tables|rows|print)(_|$)")
+
+
+def _code_cells(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_chapter_defines_a_table_formatting_function(path):
+    for cell in _code_cells(path):
+        source = "".join(cell["source"])
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        names = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+        bad = [n for n in names if TABLE_HELPER.search(n)]
+        assert not bad, f"{path.name} defines {bad}: tables come from bnlib.stats (stats.table), not the chapter"
+
+
+def _executed(path):
+    copy = EXECUTED / path.name
+    if not copy.exists():
+        pytest.skip(f"{copy} is missing: run `make book` first")
+    return _code_cells(copy)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_printed_outputs_are_at_most_eight_lines(path, build_html):
+    for cell in _executed(path):
+        for out in cell.get("outputs", []):
+            if out["output_type"] == "stream" and out["name"] == "stdout":
+                lines = "".join(out["text"]).rstrip("\n").split("\n")
+                assert len(lines) <= MAX_PRINTED_LINES, (
+                    f"{path.name}: a cell prints {len(lines)} lines (at most {MAX_PRINTED_LINES}); "
+                    f"show a table (bnlib.stats.table) instead:\n{''.join(cell['source'])[:300]}"
+                )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_result_tables_are_html_tables_in_the_built_page(path, build_html):
+    cells = _executed(path)
+    tables = [out for cell in cells for out in cell.get("outputs", [])
+              if "text/html" in out.get("data", {}) and "bnlib-table" in "".join(out["data"]["text/html"])]
+    assert tables, f"{path.name} shows no bnlib.stats table"
+    page = (BUILD_HTML / "chapters" / f"{path.stem}.html").read_text(encoding="utf-8")
+    assert page.count('class="bnlib-table"') >= len(tables)

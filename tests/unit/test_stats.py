@@ -1,0 +1,76 @@
+"""bnlib.stats against independent computations (scipy, pandas, hand-made pairs)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from bnlib import stats
+
+
+def test_mean_interval_is_scipys_t_interval():
+    v = np.random.default_rng(0).normal(size=12)
+    m, lo, hi = stats.mean_interval(v, 0.9)
+    ref = sps.t.interval(0.9, len(v) - 1, loc=v.mean(), scale=sps.sem(v))
+    assert m == pytest.approx(v.mean())
+    assert (lo, hi) == pytest.approx(ref)
+
+
+def test_summarize_matches_pandas_groupby():
+    rng = np.random.default_rng(1)
+    t = {"arm": np.repeat(["a", "b"], 6), "layer": np.tile([1, 2], 6), "x": rng.normal(size=12)}
+    s = stats.summarize(t, "x", by=["arm", "layer"])
+    ref = pd.DataFrame(t).groupby(["arm", "layer"])["x"]
+    assert s["mean"].to_numpy() == pytest.approx(ref.mean().to_numpy())
+    assert s["std"].to_numpy() == pytest.approx(ref.std(ddof=0).to_numpy())
+    assert s["n"].tolist() == [3, 3, 3, 3]
+    for (_, row), (_, group) in zip(s.iterrows(), ref):
+        assert (row["lo"], row["hi"]) == pytest.approx(stats.mean_interval(group)[1:])
+
+
+def test_summarize_single_value_group_has_no_interval():
+    s = stats.summarize({"g": [0, 1, 1], "x": [1.0, 2.0, 4.0]}, "x", by="g")
+    assert np.isnan(s["lo"][0]) and s["n"].tolist() == [1, 2]
+
+
+def test_paired_difference_pairs_by_seed_not_by_row_order():
+    # rows of arm b are shuffled: pairing must follow the seed column
+    t = pd.DataFrame({"arm": ["a"] * 4 + ["b"] * 4, "seed": [0, 1, 2, 3, 3, 2, 1, 0],
+                      "bs": [8] * 8, "x": [1.0, 2.0, 3.0, 4.0, 3.5, 2.5, 1.5, 0.5]})
+    d = stats.paired_difference(t, "x", "a", "b", by=["bs"])
+    assert d["n"].tolist() == [4]
+    assert d["mean"][0] == pytest.approx(0.5)
+    assert d["lo"][0] == pytest.approx(0.5) and d["hi"][0] == pytest.approx(0.5)
+
+
+def test_paired_difference_refuses_missing_pairs_and_columns():
+    t = {"arm": ["a", "c"], "seed": [0, 0], "x": [1.0, 2.0]}
+    with pytest.raises(ValueError, match="no seed has both arms"):
+        stats.paired_difference(t, "x", "a", "b")
+    with pytest.raises(ValueError, match="has no column 'y'"):
+        stats.paired_difference(t, "y", "a", "c")
+
+
+def test_interval_text_and_table_render():
+    assert stats.interval_text(1.0, 0.5, 1.5, 1) == "1.0 [0.5, 1.5]"
+    assert stats.interval_text(-1e-9, -0.1, 0.1, 2, signed=True) == "+0.00 [-0.10, +0.10]"
+    assert stats.interval_text(0.25, np.nan, np.nan, 2) == "0.25"
+    t = stats.table(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), caption="cap")
+    html = t._repr_html_()
+    assert "<table" in html and "cap" in html and "<th" in html
+    assert repr(t).splitlines()[0] == "cap"
+
+
+def test_loglog_slope_recovers_exponent():
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    assert stats.loglog_slope(x, 5 * x**1.5) == pytest.approx(1.5)
+    with pytest.raises(ValueError):
+        stats.loglog_slope([1, 1], [2, 3])
+
+
+def test_table_html_is_the_same_on_every_render_and_differs_between_tables():
+    a = stats.table({"x": [0.123456, 2.0]}, caption="a")
+    assert a._repr_html_() == stats.table({"x": [0.123456, 2.0]}, caption="a")._repr_html_()
+    assert a._repr_html_() != stats.table({"x": [0.5, 2.0]}, caption="a")._repr_html_()
+    assert "0.123" in a._repr_html_() and "0.123456" not in a._repr_html_()
+    assert "0.123" in repr(a) and "0.1235" not in repr(a)
