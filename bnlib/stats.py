@@ -194,6 +194,18 @@ def interval_text(mean: float, lo: float, hi: float, digits: int = 3, *, signed:
     return f"{_number(mean, digits, signed)} [{_number(lo, digits, signed)}, {_number(hi, digits, signed)}]"
 
 
+_TABLE_STYLES = [
+    # scoped to the table's own id by the Styler, so the look is the same in the book, JupyterLab
+    # and a downloaded notebook; no colours, so the theme's light and dark modes both apply
+    {"selector": "", "props": "border-collapse: collapse; font-variant-numeric: tabular-nums; "
+                              "font-size: 0.9em; margin: 0.4em 0 1em 0;"},
+    {"selector": "caption", "props": "caption-side: top; text-align: left; padding-bottom: 0.4em;"},
+    {"selector": "th", "props": "text-align: left; padding: 0.3em 0.9em; border-bottom: 1px solid #888; "
+                                "white-space: nowrap;"},
+    {"selector": "td", "props": "text-align: left; padding: 0.2em 0.9em; white-space: nowrap;"},
+]
+
+
 class Table:
     """A table for the reader: a ``DataFrame`` with a caption.
 
@@ -214,7 +226,7 @@ class Table:
         styler = self.frame.style.hide(axis="index").set_uuid(uuid).format(precision=self.precision)
         if self.caption:
             styler = styler.set_caption(self.caption)
-        styler = styler.set_table_attributes('class="bnlib-table"')
+        styler = styler.set_table_attributes('class="bnlib-table"').set_table_styles(_TABLE_STYLES)
         return styler.to_html()
 
     def __repr__(self) -> str:
