@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+import bnlib
 from bnlib import MLP, data
 from bnlib.experiments.ch3_initialization import (ARMS, EXTRA_STYLES, compare, curves_by_seed, ema_statistics,
                                                   epochs_to_reach, holm_verdicts,
@@ -149,6 +150,11 @@ def test_standardised_arm_trains_on_standardised_inputs_from_the_plain_weights(f
     with torch.no_grad():
         out = standardizer(C)(torch.as_tensor(C, dtype=torch.float32))
     assert torch.isfinite(out).all() and torch.equal(out[:, 2], torch.zeros(len(X)))
+    # bnlib reads the frozen map as the affine map it is: the exact partition predicts as the network does
+    part = bnlib.partition(net, (X[:, 0].min(), X[:, 0].max(), X[:, 1].min(), X[:, 1].max()))
+    with torch.no_grad():
+        out = (net(torch.as_tensor(X, dtype=torch.float32))[:, 0] > 0).long().numpy()
+    assert np.array_equal(part.predict(X), out)
 
 
 def test_data_dependent_arms_are_their_initializations(far_data):
