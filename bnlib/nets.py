@@ -8,6 +8,7 @@ the ``Linear`` before it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -25,6 +26,7 @@ __all__ = [
     "affine_layers",
     "read_batchnorm",
     "has_batchnorm",
+    "precise_batchnorm",
     "to_sequential",
     "activation_patterns",
     "forward",
@@ -332,6 +334,44 @@ def read_batchnorm(model: nn.Module, batch=None) -> list[BatchNormRead]:
     (1, ('Linear', 'BatchNorm1d'), 'batch', True)
     """
     return _read(model, batch)[1]
+
+
+def precise_batchnorm(model: nn.Module, X) -> nn.Module:
+    """A copy of ``model`` whose BN layers carry the statistics of all of ``X`` ("precise BN").
+
+    Every ``BatchNorm1d``'s running mean and running variance become the mean and the *unbiased*
+    variance of its input over the whole of ``X``, each layer's input computed with the layers
+    before it normalised by the statistics of ``X`` (as in training mode). That is exactly what
+    torch stores after one training-mode pass of ``X`` as a single batch with ``momentum=None``.
+    Evaluated in ``eval()`` mode, the copy then uses statistics of the data it was trained on,
+    instead of the exponential average of mini-batch statistics taken while the weights moved.
+    ``Dropout`` and :class:`bnlib.noise.BatchNoise` are read as the identity (as at evaluation).
+    ``model`` is not modified; the copy keeps its mode (train or eval).
+
+    Examples
+    --------
+    >>> net = MLP([2, 4, 4], batchnorm=True, n_classes=1, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(100, 2)) + 3.0
+    >>> ref = copy.deepcopy(net).train()
+    >>> for m in ref.modules():
+    ...     if isinstance(m, nn.BatchNorm1d):
+    ...         m.reset_running_stats(); m.momentum = None
+    >>> _ = ref(torch.tensor(X, dtype=torch.float32))
+    >>> precise = precise_batchnorm(net, X)
+    >>> bool(torch.allclose(precise[1].running_var, ref[1].running_var, rtol=1e-5))
+    True
+    """
+    reads = read_batchnorm(model, batch=X)
+    net = copy.deepcopy(model)
+    norms = [m for m in _flatten(net) if _is_batchnorm(m)]
+    n = len(check_points(X, None, "X", "precise_batchnorm"))
+    with torch.no_grad():
+        for m, r in zip(norms, reads):
+            if m.running_mean is None:
+                raise ValueError("precise_batchnorm needs BatchNorm1d layers that track running statistics")
+            m.running_mean.copy_(torch.as_tensor(r.mean))
+            m.running_var.copy_(torch.as_tensor(r.var * n / (n - 1)))  # torch stores the unbiased variance
+    return net
 
 
 def to_sequential(layers: Sequence[AffineLayer], dtype: torch.dtype = torch.float32) -> nn.Sequential:

@@ -16,19 +16,28 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._validation import check_choice, check_int, check_seed
-from .nets import has_batchnorm
+from .nets import has_batchnorm, precise_batchnorm
 
 __all__ = ["History", "fit", "accuracy", "predict", "classification_loss", "make_optimizer"]
 
 
 @dataclass
 class History:
-    """Per-epoch record of a training run (epoch 0 is before any step)."""
+    """Per-epoch record of a training run (epoch 0 is before any step).
+
+    Every number is measured in eval mode. For a network with BN, ``train_loss``,
+    ``train_accuracy`` and ``test_accuracy`` use its running statistics (what ``model.eval()``
+    does), and the ``*_precise`` columns use the statistics of the whole training set
+    (:func:`bnlib.nets.precise_batchnorm`); without BN the ``*_precise`` columns are NaN.
+    """
 
     epoch: list = field(default_factory=list)
     train_loss: list = field(default_factory=list)
     train_accuracy: list = field(default_factory=list)
     test_accuracy: list = field(default_factory=list)
+    train_loss_precise: list = field(default_factory=list)
+    train_accuracy_precise: list = field(default_factory=list)
+    test_accuracy_precise: list = field(default_factory=list)
     steps: int = 0
 
     def as_arrays(self) -> dict:
@@ -70,7 +79,8 @@ def predict(model: nn.Module, X) -> np.ndarray:
 
 
 def accuracy(model: nn.Module, X, y) -> float:
-    """Fraction of correct predictions, in eval mode (BN uses its running statistics)."""
+    """Fraction of correct predictions, in eval mode (BN uses its running statistics; for the
+    statistics of a whole data set, evaluate :func:`bnlib.nets.precise_batchnorm` of the model)."""
     return float((predict(model, X) == np.asarray(y)).mean())
 
 
@@ -170,6 +180,11 @@ def fit(
         hist.train_loss.append(_evaluate(model, Xt, yt))
         hist.train_accuracy.append(accuracy(model, Xt, yt.numpy()))
         hist.test_accuracy.append(accuracy(model, Xte, yte.numpy()) if Xte is not None else float("nan"))
+        nan = float("nan")
+        precise = precise_batchnorm(model, Xt.numpy()) if has_bn else None
+        hist.train_loss_precise.append(_evaluate(precise, Xt, yt) if has_bn else nan)
+        hist.train_accuracy_precise.append(accuracy(precise, Xt, yt.numpy()) if has_bn else nan)
+        hist.test_accuracy_precise.append(accuracy(precise, Xte, yte.numpy()) if has_bn and Xte is not None else nan)
 
     def step(idx):
         opt.zero_grad()

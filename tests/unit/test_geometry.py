@@ -328,6 +328,105 @@ def test_quantization_error_against_kmeans_objective():
 
 
 # ----------------------------------------------------------------------------------------
+# chapter 2's propositions on random layers and data: the numerical checks that were cells of
+# the chapter (chapters/02_bn_partition.ipynb names each test where it states the proposition)
+
+
+def _random_data(rng, n=64):
+    """A cloud with a random centre, scale and shear: chapter 2's random data."""
+    shear = rng.uniform(0.1, 3) * rng.normal(size=(2, 2))
+    return rng.uniform(-5, 5, size=2) + rng.normal(size=(n, 2)) @ shear
+
+
+def test_ch2_centroid_lies_on_every_bn_hyperplane():
+    """With beta = 0, every hyperplane of a BN layer passes through the centroid of its inputs."""
+    rng = np.random.default_rng(0)
+    gaps = {True: [], False: []}  # centroid-to-hyperplane distances, in data radii
+    for trial in range(50):
+        X = _random_data(rng)
+        for bn in (True, False):
+            net = bnlib.MLP([2, 6, 6, 6], batchnorm=bn, seed=trial)
+            batch = X if bn else None
+            for layer in (1, 2, 3):
+                Z = g.layer_inputs(net, X, layer, batch=batch)
+                H = g.hyperplanes(net, layer, batch=batch)
+                gaps[bn].extend(H.distance(Z.mean(0, keepdims=True)).ravel() / g.rms_radius(Z))
+    assert max(gaps[True]) < 1e-9
+    assert np.median(gaps[False]) > 0.1  # without BN the centroid is nowhere in particular
+
+
+def test_ch2_bn_mean_is_the_least_squares_offset():
+    """mu_k minimises the total squared distance from the batch to {<w_k, z> = m}: found by scipy."""
+    rng = np.random.default_rng(1)
+    worst = 0.0
+    for trial in range(30):
+        X = _random_data(rng)
+        for s in g.batch_statistics(bnlib.MLP([2, 5, 5], batchnorm=True, seed=trial), X):
+            for w, mu, var in zip(s.weight, s.mu, s.var):
+                cost = lambda m: np.sum(((s.inputs @ w - m) / np.linalg.norm(w)) ** 2)  # noqa: E731
+                best = optimize.minimize_scalar(cost, tol=1e-12).x
+                worst = max(worst, abs(best - mu) / np.sqrt(var))
+    assert worst < 1e-6
+
+
+def test_ch2_bn_scale_is_the_spread_across_the_hyperplane():
+    """sigma = ||w|| rho; the normalised pre-activation is sd / rho; H_k lies -beta/gamma rho from H_k^0."""
+    rng = np.random.default_rng(2)
+    err = {"part 1": 0.0, "part 2": 0.0, "part 3": 0.0}
+    for trial in range(30):
+        X = _random_data(rng)
+        net = bnlib.MLP([2, 5, 5], batchnorm=True, seed=trial)
+        with torch.no_grad():  # random gamma (either sign) and beta
+            for bn in (net[1], net[4]):
+                gamma = rng.uniform(0.5, 2, size=5) * rng.choice([-1, 1], size=5)
+                bn.weight.copy_(torch.as_tensor(gamma))
+                bn.bias.copy_(torch.as_tensor(rng.uniform(-2, 2, size=5)))
+        for s in g.batch_statistics(net, X):
+            Z, w_norm = s.inputs, np.linalg.norm(s.weight, axis=1)
+            H0 = g.Hyperplanes(s.weight, s.mu)  # beta = 0
+            sd0 = H0.signed_distance(Z)  # (points, units)
+            rho = np.sqrt((sd0**2).mean(0))
+            normalised = (Z @ s.weight.T - s.mu) / np.sqrt(s.var)  # epsilon = 0
+            foot = s.hyperplanes().project(Z[:1])[0]  # a point of each H_k
+            offset = H0.signed_distance(foot).diagonal()  # H_k relative to H_k^0
+            shift = -s.beta / s.gamma * s.sigma / w_norm
+            err["part 1"] = max(err["part 1"], np.abs(np.sqrt(s.var) / (w_norm * rho) - 1).max())
+            err["part 2"] = max(err["part 2"], np.abs(normalised - sd0 / rho).max())
+            err["part 3"] = max(err["part 3"], np.abs(offset - shift).max())
+    assert max(err.values()) < 1e-9, err
+
+
+def test_ch2_local_distance_on_the_figure_network():
+    """The local distance r, parts 2 (r bounds the exact distance) and 3 (equals it), on the BN
+    network of chapter 2's Figure 1, against the exact partition's segments."""
+    X, _ = bnlib.data.gaussian_mixture(300, centers=[(1.5, 1.0)], std=(0.6, 0.2), angle=0.5, seed=0)
+    box = (-3.0, 3.0, -3.0, 3.0)
+    part = bnlib.partition(bnlib.MLP([2, 6, 6, 6, 6], batchnorm=True, seed=0), box, batch=X)
+    layers = part.layers
+    lo, hi = np.array(box[::2]), np.array(box[1::2])
+    to_edge = np.minimum(X - lo, hi - X).min(1)
+    count = {"part 2": 0, "part 3": 0}
+    worst = {"part 2": 0.0, "part 3": 0.0}
+    for layer in (2, 3, 4):
+        h, grad = g.local_affine(layers, X, layer)  # (points, units, ...)
+        r = np.abs(h) / np.linalg.norm(grad, axis=2)  # part 1
+        foot = X[:, None] - (h / (grad**2).sum(2))[..., None] * grad
+        exact = g.unit_distance(part, X, layer)  # from the segments of the partition
+        own = g.activation_patterns(layers, X, layer=layer - 1)
+        at_foot = g.activation_patterns(layers, foot.reshape(-1, 2), layer=layer - 1).reshape(*r.shape, -1)
+        in_region = (at_foot == own[:, None]).all(2) & ((foot > lo) & (foot < hi)).all(2)
+        earlier = np.min([part.distance_to_boundary(X, j) for j in range(1, layer)], axis=0)
+        in_ball = r < np.minimum(earlier, to_edge)[:, None]
+        gap = exact - r
+        worst["part 2"] = max(worst["part 2"], gap[in_region].max(initial=0))
+        worst["part 3"] = max(worst["part 3"], np.abs(gap[in_ball]).max(initial=0))
+        count["part 2"] += in_region.sum()
+        count["part 3"] += in_ball.sum()
+    assert count["part 3"] > 100 and count["part 2"] > count["part 3"]
+    assert max(worst.values()) < 1e-9, worst
+
+
+# ----------------------------------------------------------------------------------------
 # ellipse and region density
 
 

@@ -421,3 +421,29 @@ def test_activation_patterns_match_forward_pass_signs():
         h2 = net[2](net[1](h1))
     assert np.array_equal(codes, np.concatenate([(h1 > 0).numpy(), (h2 > 0).numpy()], axis=1))
     assert activation_patterns(affine_layers(net), X, layer=1).shape == (40, 4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_precise_batchnorm_is_torchs_single_batch_pass_with_momentum_none(seed):
+    from bnlib.nets import precise_batchnorm
+
+    net = _bn_net(seed)
+    X = np.random.default_rng(seed).normal(size=(80, 2)) * [1.0, 3.0] + [4.0, -2.0]
+    ref = copy.deepcopy(net).double().train()
+    for m in ref.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        ref(torch.tensor(X))
+    precise = precise_batchnorm(net, X)
+    for a, b in zip([m for m in precise if isinstance(m, torch.nn.BatchNorm1d)],
+                    [m for m in ref if isinstance(m, torch.nn.BatchNorm1d)]):
+        assert torch.allclose(a.running_mean.double(), b.running_mean, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(a.running_var.double(), b.running_var, rtol=1e-5, atol=1e-6)
+    # eval with precise statistics = training mode on X (up to the unbiased/biased variance)
+    with torch.no_grad():
+        out = precise.double().eval()(torch.tensor(X))
+        train_out = copy.deepcopy(net).double().train()(torch.tensor(X))
+    assert torch.allclose(out, train_out, atol=0.05 * float(train_out.abs().max()))
+    assert net[1].running_mean.abs().sum() > 0 and not torch.equal(net[1].running_mean, precise[1].running_mean)

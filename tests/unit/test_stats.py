@@ -8,12 +8,52 @@ from scipy import stats as sps
 from bnlib import stats
 
 
-def test_mean_interval_is_scipys_t_interval():
+def test_mean_interval_is_scipys_bca_bootstrap_at_the_expanded_level():
     v = np.random.default_rng(0).normal(size=12)
-    m, lo, hi = stats.mean_interval(v, 0.9)
-    ref = sps.t.interval(0.9, len(v) - 1, loc=v.mean(), scale=sps.sem(v))
+    m, lo, hi = stats.mean_interval(v, 0.9, seed=4)
+    wide = 2 * sps.norm.cdf(np.sqrt(12 / 11) * sps.t.ppf(0.95, 11)) - 1
+    ref = sps.bootstrap((v,), np.mean, confidence_level=wide, n_resamples=9999, method="BCa",
+                        random_state=np.random.default_rng(4)).confidence_interval
     assert m == pytest.approx(v.mean())
-    assert (lo, hi) == pytest.approx(ref)
+    assert (lo, hi) == pytest.approx(tuple(ref))
+
+
+@pytest.mark.parametrize("n", [10, 20])
+def test_mean_interval_covers_skewed_bounded_means_and_never_leaves_the_range(n):
+    # accuracies of 10 or 20 seeds: Beta(6, 1), mean 6/7, skewed towards the bound 1
+    rng = np.random.default_rng(n)
+    hits, outside = 0, 0
+    for _ in range(1000):
+        v = rng.beta(6, 1, size=n)
+        m, lo, hi = stats.mean_interval(v, n_resamples=999, seed=int(rng.integers(2**31)))
+        hits += lo <= 6 / 7 <= hi
+        outside += lo < 0 or hi > 1 or lo < v.min() or hi > v.max()
+    assert outside == 0
+    assert hits >= 900, f"coverage {hits / 1000:.3f}"
+
+
+def test_mean_interval_of_equal_values_is_the_value():
+    assert stats.mean_interval([0.5] * 10) == (0.5, 0.5, 0.5)
+
+
+def test_sign_flip_pvalue_against_enumeration_and_holm_against_definition():
+    d = np.array([0.3, -0.1, 0.2, 0.4, 0.1, 0.25])
+    # oracle: enumerate the 64 sign patterns by itertools
+    import itertools
+
+    means = [abs(np.dot(s, d)) / len(d) for s in itertools.product([-1, 1], repeat=len(d))]
+    assert stats.sign_flip_pvalue(d) == pytest.approx(np.mean(np.array(means) >= abs(d.mean()) - 1e-15))
+    p = np.array([0.02, 0.001, 0.04, 0.3])
+    # Holm by its definition: sorted p_(i) times (m - i + 1), running maximum, capped at 1
+    ref = {1: 0.004, 0: 0.06, 2: 0.08, 3: 0.3}
+    assert stats.holm(p).tolist() == pytest.approx([ref[i] for i in range(4)])
+
+
+def test_verdict_needs_a_margin_to_call_no_effect():
+    assert stats.verdict(-0.01, 0.02) == "inconclusive"
+    assert stats.verdict(-0.01, 0.02, margin=0.05) == "equivalent"
+    assert stats.verdict(0.01, 0.02, p_adjusted=0.2) == "inconclusive"
+    assert stats.verdict(-0.3, -0.1, p_adjusted=0.01) == "negative"
 
 
 def test_summarize_matches_pandas_groupby():
@@ -41,6 +81,7 @@ def test_paired_difference_pairs_by_seed_not_by_row_order():
     assert d["n"].tolist() == [4]
     assert d["mean"][0] == pytest.approx(0.5)
     assert d["lo"][0] == pytest.approx(0.5) and d["hi"][0] == pytest.approx(0.5)
+    assert d["p"][0] == pytest.approx(2 / 16)  # all four differences positive: 2 of 16 sign patterns
 
 
 def test_paired_difference_refuses_missing_pairs_and_columns():

@@ -92,3 +92,15 @@ def test_fit_seeds_dropout_and_leaves_global_generator_alone():
     b = run()
     assert a == b
     torch.random.set_rng_state(state)
+
+
+def test_history_reports_running_and_precise_statistics_for_bn():
+    from bnlib.nets import precise_batchnorm
+
+    X, y = data.moons(64, seed=0)
+    net = MLP([2, 8], batchnorm=True, n_classes=1, seed=0)
+    h = fit(net, X, y, epochs=2, batch_size=8, seed=0, X_test=X, y_test=y, progress=False)
+    assert h.train_accuracy[-1] == accuracy(net, X, y)  # running statistics
+    assert h.test_accuracy_precise[-1] == accuracy(precise_batchnorm(net, X), X, y)
+    plain = fit(MLP([2, 8], n_classes=1, seed=0), X, y, epochs=1, progress=False)
+    assert np.isnan(plain.train_accuracy_precise).all()
