@@ -47,6 +47,10 @@ with He (Kaiming-normal) weights for the leaky-ReLU (``"plain_he"``, as
 def network(arm: str, widths: Sequence[int], *, seed: int, negative_slope: float = 0.1) -> nn.Sequential:
     """The random network of one arm: ``MLP(widths, seed=seed)`` without BN, with BN, or with He weights.
 
+    For 2-D inputs and equal widths, the ``"plain_he"`` network is
+    :func:`~bnlib.experiments.ch1_counting.counting_network` with ``init="he"`` (chapter 1's); for
+    other shapes its weights are redrawn with the same recipe and the same seeded generator.
+
     Parameters
     ----------
     arm
@@ -57,10 +61,6 @@ def network(arm: str, widths: Sequence[int], *, seed: int, negative_slope: float
         Seed of the weights and biases.
     negative_slope
         Leaky-ReLU slope (also the ``a`` of He's variance ``2 / ((1 + a^2) fan_in)``).
-
-    For 2-D inputs and equal widths, the ``"plain_he"`` network is
-    :func:`~bnlib.experiments.ch1_counting.counting_network` with ``init="he"`` (chapter 1's); for
-    other shapes its weights are redrawn with the same recipe and the same seeded generator.
 
     Examples
     --------
