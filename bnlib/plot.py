@@ -31,6 +31,7 @@ __all__ = [
     "plot_partition",
     "plot_layers",
     "legend_handles",
+    "forest",
 ]
 
 OKABE_ITO = {
@@ -203,3 +204,87 @@ def legend_handles(decision: bool = False, data: bool = True) -> list:
     if data:
         handles.append(Line2D([], [], color="black", marker="o", ls="", ms=3, label="data"))
     return handles
+
+
+def forest(
+    ax,
+    frame,
+    *,
+    group: str | None = None,
+    label: str = "label",
+    color: str = "color",
+    hollow: str | None = None,
+    points: str | None = "points",
+    equivalence: float | None = None,
+    seed: int = 0,
+):
+    """A forest plot: one row per comparison, its mean, its interval and its per-seed values.
+
+    Rows are drawn from top to bottom in the order of ``frame`` (a ``DataFrame`` with columns
+    ``mean``, ``lo``, ``hi``, and ``label`` and ``color`` for each row): the interval as a line,
+    the mean as a dot (an open circle where the ``hollow`` column is true), and each seed's value
+    from the ``points`` column (an array per row; None: no points) as a small dot scattered a
+    little up and down (seeded), so a failed seed stands out. A vertical line marks 0, and a gray
+    band ``[-equivalence, equivalence]`` the equivalence margin if given. With ``group`` (a
+    column), consecutive rows of one group are drawn together, a gap separates groups, and the
+    y axis names the groups; the rows' labels then go to the legend (one entry per label:
+    ``ax.legend()``). Without it, the y axis names each row.
+
+    Returns the y position of every row (top row highest).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> fig, ax = plt.subplots()
+    >>> f = pd.DataFrame({"mean": [0.1, -0.2], "lo": [0.0, -0.3], "hi": [0.2, -0.1], "label": ["a", "b"],
+    ...                   "color": ["C0", "C1"], "points": [np.array([0.0, 0.2]), np.array([-0.3, -0.1])]})
+    >>> forest(ax, f).tolist(), [t.get_text() for t in ax.get_yticklabels()]
+    ([1.0, 0.0], ['a', 'b'])
+    >>> plt.close(fig)
+    """
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"The 'frame' parameter of forest must be a DataFrame; got {type(frame).__name__}.")
+    needed = ["mean", "lo", "hi", label, color] + ([group] if group else []) + ([points] if points else []) \
+        + ([hollow] if hollow else [])
+    missing = [k for k in needed if k not in frame.columns]
+    if missing:
+        raise ValueError(f"The 'frame' given to forest has no column {missing[0]!r}; its columns are "
+                         f"{sorted(map(str, frame.columns))}.")
+    if len(frame) == 0:
+        raise ValueError("The 'frame' given to forest has no rows.")
+    lo, mean, hi = (frame[k].to_numpy(dtype=float) for k in ("lo", "mean", "hi"))
+    if not (np.all(np.isfinite(mean)) and np.all(lo <= mean + 1e-12) and np.all(mean <= hi + 1e-12)):
+        raise ValueError("forest needs finite means inside their intervals (lo <= mean <= hi).")
+    # positions: one unit per row, half a unit more between groups; the first row on top
+    keys = frame[group].tolist() if group else [None] * len(frame)
+    gaps = np.r_[0.0, [0.6 if a != b else 0.0 for a, b in zip(keys[:-1], keys[1:])]]
+    y = -(np.arange(len(frame)) + np.cumsum(gaps))
+    y = y - y.min()
+    rng = np.random.default_rng(seed)
+    if equivalence is not None:
+        ax.axvspan(-equivalence, equivalence, color="#e6e6e6", lw=0, zorder=0)
+    ax.axvline(0.0, color="black", lw=0.8, zorder=1)
+    seen = set()
+    for i in range(len(frame)):
+        c, name = frame[color].iloc[i], str(frame[label].iloc[i])
+        if points and frame[points].iloc[i] is not None:
+            v = np.asarray(frame[points].iloc[i], dtype=float).ravel()
+            v = v[np.isfinite(v)]
+            ax.scatter(v, y[i] + rng.uniform(-0.22, 0.22, len(v)), s=7, color=c, alpha=0.45, lw=0, zorder=2)
+        ax.plot([lo[i], hi[i]], [y[i], y[i]], color=c, lw=2.2, solid_capstyle="butt", zorder=3)
+        open_dot = bool(frame[hollow].iloc[i]) if hollow else False
+        first = group is not None and name not in seen
+        seen.add(name)
+        ax.plot([mean[i]], [y[i]], "o", ms=5, color=c, mfc="white" if open_dot else c, mew=1.4, zorder=4,
+                label=name if first else None)
+    if group:
+        ticks = {}
+        for key, pos in zip(keys, y):
+            ticks.setdefault(key, []).append(pos)
+        ax.set_yticks([np.mean(v) for v in ticks.values()], [str(k) for k in ticks])
+    else:
+        ax.set_yticks(y, frame[label].astype(str).tolist())
+    ax.set_ylim(y.min() - 0.7, y.max() + 0.7)
+    return y

@@ -93,3 +93,55 @@ def test_colours_drawn_together_stay_distinct_under_colour_blindness(vision):
 def test_bad_layer_raises(part):
     with pytest.raises(ValueError, match="layer must be"):
         plot.plot_partition(part, layer=7)
+
+
+# ----------------------------------------------------------------------------------------
+# the forest plot: what is drawn is what the frame says
+
+
+def _forest_frame():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    pts = [rng.normal(m, 0.05, 10) for m in (0.1, -0.05, 0.02)]
+    return pd.DataFrame({"group": ["4", "4", "full"], "label": ["BN", "noise", "BN"],
+                         "color": [plot.ARM_STYLES[a]["color"] for a in ("bn", "noise", "bn")],
+                         "mean": [p.mean() for p in pts], "lo": [p.min() for p in pts],
+                         "hi": [p.max() for p in pts], "open": [False, True, False], "points": pts})
+
+
+def test_forest_draws_every_interval_mean_and_seed():
+    frame = _forest_frame()
+    fig, ax = plt.subplots()
+    y = plot.forest(ax, frame, group="group", hollow="open", equivalence=0.01)
+    # a gap between the groups, the first row on top, one tick per group
+    assert y[0] > y[1] > y[2] and (y[1] - y[2]) > (y[0] - y[1])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["4", "full"]
+    # per-seed points: one scatter per row, each at that row's height, with the row's values
+    dots = [c for c in ax.collections if c.get_offsets().shape[0] == 10]
+    assert len(dots) == 3
+    for c, (_, row), yi in zip(dots, frame.iterrows(), y):
+        xy = np.asarray(c.get_offsets())
+        assert np.allclose(np.sort(xy[:, 0]), np.sort(row["points"])) and np.all(np.abs(xy[:, 1] - yi) < 0.3)
+    # intervals: a line from lo to hi at the row's height; means: a dot, open where asked
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2 and ln.get_ydata()[0] == ln.get_ydata()[1]]
+    assert sorted((ln.get_xdata()[0], ln.get_xdata()[1]) for ln in lines) == \
+        sorted(zip(frame["lo"], frame["hi"]))
+    dots = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert [d.get_xdata()[0] for d in dots] == list(frame["mean"])
+    assert [d.get_markerfacecolor() == "white" for d in dots] == [False, True, False]
+    # the zero line, and one legend entry per label
+    assert any(np.allclose(ln.get_xdata(), 0) for ln in ax.get_lines())
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["BN", "noise"]
+    plt.close(fig)
+
+
+def test_forest_refuses_a_mean_outside_its_interval():
+    frame = _forest_frame()
+    frame.loc[0, "mean"] = frame.loc[0, "hi"] + 1
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="inside their intervals"):
+        plot.forest(ax, frame)
+    with pytest.raises(ValueError, match="no column"):
+        plot.forest(ax, frame.drop(columns="color"))
+    plt.close(fig)
