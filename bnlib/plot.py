@@ -50,16 +50,25 @@ DECISION_COLOR = OKABE_ITO["vermillion"]
 CLASS_COLORS = [OKABE_ITO[c] for c in ("orange", "sky blue", "green", "reddish purple", "yellow", "blue")]
 ARM_STYLES = {
     "plain": {"color": OKABE_ITO["orange"], "label": "no BN", "linestyle": "-"},
+    "plain_he": {"color": OKABE_ITO["vermillion"], "label": "no BN, He init", "linestyle": ":"},
+    "plain_std": {"color": OKABE_ITO["orange"], "label": "no BN, standardised inputs", "linestyle": "--"},
     "bn": {"color": OKABE_ITO["green"], "label": "BN", "linestyle": "--"},
+    "bn_precise": {"color": OKABE_ITO["green"], "label": "BN, precise statistics", "linestyle": "-"},
     "bn_init": {"color": OKABE_ITO["blue"], "label": "BN as init only", "linestyle": "-"},
+    "bn_center": {"color": OKABE_ITO["sky blue"], "label": "BN centring only (init)", "linestyle": "-."},
+    "bn_scale": {"color": OKABE_ITO["black"], "label": "BN scaling only (init)", "linestyle": ":"},
     "lsuv": {"color": OKABE_ITO["reddish purple"], "label": "LSUV", "linestyle": ":"},
+    "lsuv_unit": {"color": OKABE_ITO["reddish purple"], "label": "LSUV per unit", "linestyle": "--"},
     "dropout": {"color": OKABE_ITO["reddish purple"], "label": "dropout", "linestyle": "-."},
     "noise": {"color": OKABE_ITO["blue"], "label": "BN's noise, no BN", "linestyle": ":"},
 }
 """Every arm of the book's experiments: its colour, label and line style, the same in every chapter.
 
-Orange is always the network without BN and green the network with BN. Arms that never share a
-figure may share a colour (LSUV in chapter 3 and dropout in chapter 4).
+Orange is always a network without BN and green a network with BN; a variant of an arm (a
+control, another evaluation) keeps its colour with another line style. Arms that never share a
+figure may share a colour (LSUV in chapter 3 and dropout in chapter 4). The He-initialised
+control (chapter 2) is vermillion, the decision boundary's colour: it appears only in figures
+of measurements, which draw no decision boundary.
 """
 
 

@@ -11,7 +11,8 @@ numpy arrays or a pandas ``DataFrame``. This module summarises them:
   weights, same data order), summarised per group;
 * :func:`sign_flip_pvalue`, :func:`holm` and :func:`verdict`: a p-value for a paired difference,
   Holm's correction across the comparisons a chapter asserts, and what an interval shows
-  ("inconclusive" unless an equivalence margin is met);
+  ("inconclusive" unless an equivalence margin is met); :func:`holm_verdicts` does both for a
+  whole family of comparisons;
 * :func:`loglog_slope`: the exponent of a power law;
 * :func:`table`: a :class:`Table`, which the book renders as an HTML table (pandas Styler) and
   a terminal as aligned text; :func:`interval_text` writes "mean [lo, hi]".
@@ -36,6 +37,7 @@ __all__ = [
     "sign_flip_pvalue",
     "holm",
     "verdict",
+    "holm_verdicts",
     "loglog_slope",
     "interval_text",
     "Table",
@@ -181,6 +183,46 @@ def verdict(lo: float, hi: float, *, margin: float | None = None, p_adjusted: fl
     if margin is not None and -margin <= lo and hi <= margin:
         return "equivalent"
     return "inconclusive"
+
+
+def holm_verdicts(frame: pd.DataFrame, *, margin: float | dict | None = None, alpha: float = 0.05) -> pd.DataFrame:
+    """A family of comparisons (rows with ``lo``, ``hi``, ``p``), Holm-adjusted, each with its verdict.
+
+    Adds ``p_holm`` (:func:`holm` over *all* the rows: pass the whole family the text asserts or
+    looked at) and ``verdict`` (:func:`verdict`): ``"positive"`` or ``"negative"`` when the
+    interval excludes 0 and ``p_holm < alpha``; ``"equivalent"`` when the interval lies within the
+    equivalence margin; else ``"inconclusive"``. The margin of a row is, in this order: the
+    frame's ``margin`` column where it has one (NaN: none); ``margin[row["value"]]`` when
+    ``margin`` is a dict (a value missing from it has none); else ``margin`` itself. Margins must
+    be fixed before the results are seen.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"value": ["margin"] * 3, "lo": [0.1, -0.01, -0.2], "hi": [0.3, 0.01, 0.1],
+    ...                   "p": [0.004, 0.9, 0.5]})
+    >>> holm_verdicts(f, margin=0.02)["verdict"].tolist()
+    ['positive', 'equivalent', 'inconclusive']
+    >>> holm_verdicts(f, margin={"accuracy": 0.02})["verdict"].tolist()
+    ['positive', 'inconclusive', 'inconclusive']
+    """
+    for k in ("lo", "hi", "p"):
+        if k not in frame:
+            raise ValueError(f"The 'frame' parameter of holm_verdicts needs a column {k!r}; got {list(frame.columns)}.")
+    alpha = check_number(alpha, "alpha", "holm_verdicts", low=0, high=1, low_open=True, high_open=True)
+    out = frame.reset_index(drop=True).copy()
+    out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
+    if "margin" in out:
+        each = [None if not np.isfinite(m) else float(m) for m in out["margin"].to_numpy(dtype=float)]
+    elif isinstance(margin, dict):
+        if "value" not in out:
+            raise ValueError("The 'margin' parameter of holm_verdicts is a dict of margins by value, "
+                             f"so the frame needs a 'value' column; got {list(out.columns)}.")
+        each = [margin.get(v) for v in out["value"]]
+    else:
+        each = [None if margin is None else float(margin)] * len(out)
+    out["verdict"] = [verdict(lo, hi, margin=m, p_adjusted=p, alpha=alpha)
+                      for lo, hi, m, p in zip(out["lo"], out["hi"], each, out["p_holm"])]
+    return out
 
 
 def summarize(data, value: str, by: Sequence[str], level: float = 0.95) -> pd.DataFrame:

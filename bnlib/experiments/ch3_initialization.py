@@ -11,10 +11,10 @@ arm evaluated both with its running statistics and with precise statistics; :fun
 lists the two evaluations as two arms, and :func:`ema_statistics` recomputes a network's running
 average with its weights frozen, to say why the two differ. :func:`learning_curves`,
 :func:`curves_by_seed`, :func:`epochs_to_reach` and :func:`summary_table` summarise the table;
-:func:`compare` and :func:`holm_verdicts` test a family of paired comparisons (Holm's correction,
+:func:`compare` and :func:`bnlib.stats.holm_verdicts` (re-exported here) test a family of paired comparisons (Holm's correction,
 an equivalence margin for "no difference"). :func:`snapshots` keeps the weights at a few epochs, for
 pictures of training. The arms' colours and labels are :func:`styles`
-(:data:`bnlib.plot.ARM_STYLES`, and :data:`EXTRA_STYLES` for the arms it does not hold yet).
+(:data:`bnlib.plot.ARM_STYLES`).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from tqdm.auto import tqdm
 from .._validation import check_choice, check_choices, check_int, check_ints, check_number, check_seed, check_seeds
 from ..initialization import fold_batchnorm, lsuv
 from ..nets import MLP, check_points
-from ..plot import ARM_STYLES, OKABE_ITO, arm_styles
-from ..stats import Table, as_frame, holm, interval_text, mean_interval, paired_difference, summarize, verdict
+from ..plot import arm_styles
+from ..stats import Table, as_frame, holm_verdicts, interval_text, mean_interval, paired_difference, summarize
 from ..stats import table as make_table
 from ..train import fit
 
-__all__ = ["ARMS", "EXTRA_STYLES", "styles", "initial_model", "standardizer", "run_arms", "precise_arms",
+__all__ = ["ARMS", "styles", "initial_model", "standardizer", "run_arms", "precise_arms",
            "learning_curves", "curves_by_seed", "epochs_to_reach", "summary_table", "compare", "holm_verdicts",
            "ema_statistics", "snapshots"]
 
@@ -56,19 +56,9 @@ variance, as published); ``"lsuv_unit"``: the same with each unit's own variance
 (``per_unit=True``).
 """
 
-EXTRA_STYLES = {
-    "plain_std": {"color": OKABE_ITO["orange"], "label": "no BN, standardised inputs", "linestyle": "--"},
-    "bn_precise": {"color": OKABE_ITO["green"], "label": "BN throughout, precise statistics", "linestyle": "-"},
-    "bn_center": {"color": OKABE_ITO["sky blue"], "label": "BN centring only (init)", "linestyle": "-."},
-    "bn_scale": {"color": OKABE_ITO["black"], "label": "BN scaling only (init)", "linestyle": ":"},
-    "lsuv_unit": {"color": OKABE_ITO["reddish purple"], "label": "LSUV per unit", "linestyle": "--"},
-}
-"""Styles of the arms :data:`bnlib.plot.ARM_STYLES` does not hold yet (Okabe-Ito colours: an arm
-shares the colour of the arm it varies, with another line style)."""
-
-
 def styles(arms: Sequence[str], **labels) -> dict[str, dict]:
-    """Colour, label and line style of each arm: :func:`bnlib.plot.arm_styles`, then :data:`EXTRA_STYLES`.
+    """Colour, label and line style of each arm: :func:`bnlib.plot.arm_styles` (every arm of
+    :data:`ARMS` is in :data:`bnlib.plot.ARM_STYLES`, the book's one table of arm styles).
 
     ``labels`` renames arms for the reader (``bn="BN throughout"``).
 
@@ -78,15 +68,7 @@ def styles(arms: Sequence[str], **labels) -> dict[str, dict]:
     >>> s["plain"]["label"], s["plain_std"]["label"]
     ('no BN (raw inputs)', 'no BN, standardised inputs')
     """
-    known = [a for a in arms if a in ARM_STYLES]
-    out = arm_styles(known, **{a: v for a, v in labels.items() if a in known})
-    for arm in arms:
-        if arm not in out:
-            if arm not in EXTRA_STYLES:
-                raise ValueError(f"The 'arms' parameter of styles must hold arms of "
-                                 f"{tuple(ARM_STYLES) + tuple(EXTRA_STYLES)}; got {arm!r}.")
-            out[arm] = dict(EXTRA_STYLES[arm], label=labels.get(arm, EXTRA_STYLES[arm]["label"]))
-    return {arm: out[arm] for arm in arms}
+    return arm_styles(arms, **labels)
 
 
 def _check_arm(arm: str, func: str) -> str:
@@ -359,7 +341,7 @@ def compare(table, pairs: Sequence[tuple], *, metric: str = "test_accuracy", lev
     ``pairs`` holds ``(arm, against, epoch)`` triples; ``epoch`` None compares the whole table (one
     row per arm and seed, no ``epoch`` column needed). Returns a ``DataFrame`` with the columns
     ``arm``, ``against``, ``epoch``, ``n``, ``mean``, ``lo``, ``hi`` and ``p`` (the sign-flip
-    p-value, not yet adjusted: :func:`holm_verdicts` adjusts a family).
+    p-value, not yet adjusted: :func:`bnlib.stats.holm_verdicts` adjusts a family).
 
     Examples
     --------
@@ -379,35 +361,6 @@ def compare(table, pairs: Sequence[tuple], *, metric: str = "test_accuracy", lev
         rows.append({"arm": arm, "against": against, "epoch": epoch, **d.to_dict()})
     out = pd.DataFrame(rows, columns=["arm", "against", "epoch", "n", "mean", "lo", "hi", "p"])
     out["n"] = out["n"].astype(int)
-    return out
-
-
-def holm_verdicts(frame: pd.DataFrame, *, margin: float | None = None, alpha: float = 0.05) -> pd.DataFrame:
-    """A family of comparisons (rows with ``lo``, ``hi``, ``p``), Holm-adjusted, each with its verdict.
-
-    Adds ``p_holm`` (:func:`bnlib.stats.holm` over *all* the rows: the family is every comparison
-    the caller looked at) and ``verdict`` (:func:`bnlib.stats.verdict`: ``"positive"`` or
-    ``"negative"`` when the interval excludes 0 and ``p_holm < alpha``, ``"equivalent"`` when the
-    interval lies within ``[-margin, margin]``, else ``"inconclusive"``). A ``margin`` column, where
-    the frame has one, gives each row its own margin (NaN: none); otherwise ``margin`` applies to
-    every row. Margins must be fixed before looking at the results.
-
-    Examples
-    --------
-    >>> f = pd.DataFrame({"lo": [0.1, -0.01, -0.2], "hi": [0.3, 0.01, 0.1], "p": [0.004, 0.9, 0.5]})
-    >>> holm_verdicts(f, margin=0.02)["verdict"].tolist()
-    ['positive', 'equivalent', 'inconclusive']
-    """
-    for k in ("lo", "hi", "p"):
-        if k not in frame:
-            raise ValueError(f"The 'frame' parameter of holm_verdicts needs a column {k!r}; got {list(frame.columns)}.")
-    alpha = check_number(alpha, "alpha", "holm_verdicts", low=0, high=1, low_open=True, high_open=True)
-    out = frame.reset_index(drop=True).copy()
-    out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
-    margins = (out["margin"].to_numpy(dtype=float) if "margin" in out
-               else np.full(len(out), np.nan if margin is None else float(margin)))
-    out["verdict"] = [verdict(lo, hi, margin=None if not np.isfinite(m) else m, p_adjusted=p, alpha=alpha)
-                      for lo, hi, m, p in zip(out["lo"], out["hi"], margins, out["p_holm"])]
     return out
 
 

@@ -8,8 +8,8 @@ training loss reaches a target) with :func:`bnlib.train.fit` and returns a tidy 
 losses and accuracies, a BN network evaluated both with its running statistics and with precise
 statistics (:func:`bnlib.nets.precise_batchnorm`). :func:`precise_arms` lists the two evaluations
 as two arms, :func:`versus` compares arms with a reference arm paired by seed (with the per-seed
-differences, for a forest plot: :func:`bnlib.plot.forest`), and :func:`holm_verdicts` reads a
-family of those comparisons. The arms' colours and labels are :data:`bnlib.plot.ARM_STYLES`.
+differences, for a forest plot: :func:`bnlib.plot.forest`), and :func:`bnlib.stats.holm_verdicts`
+(re-exported here) reads a family of those comparisons. The arms' colours and labels are :data:`bnlib.plot.ARM_STYLES`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .._validation import (check_choice, check_choices, check_int, check_number,
 from ..geometry import rms_radius
 from ..nets import MLP, has_batchnorm, precise_batchnorm
 from ..noise import BatchNoise, exact_margin, local_margin
-from ..stats import as_frame, holm, paired_difference, verdict
+from ..stats import as_frame, holm_verdicts, paired_difference
 from ..train import accuracy, fit
 
 __all__ = ["ARMS", "BUDGETS", "VALUES", "build_network", "margin_experiment", "precise_arms", "versus",
@@ -319,37 +319,3 @@ def versus(
                              "mean": d["mean"], "lo": d["lo"], "hi": d["hi"], "p": d["p"],
                              "points": points.to_numpy()})
     return pd.DataFrame(rows, columns=[*by, "arm", "value", "n", "mean", "lo", "hi", "p", "points"])
-
-
-def holm_verdicts(frame: pd.DataFrame, *, margins: dict | float | None = None, alpha: float = 0.05) -> pd.DataFrame:
-    """A family of comparisons (rows with ``lo``, ``hi``, ``p``), Holm-adjusted, each with its verdict.
-
-    Adds ``p_holm`` (:func:`bnlib.stats.holm` over *all* the rows: pass the whole family the text
-    asserts) and ``verdict`` (:func:`bnlib.stats.verdict`): ``"positive"`` or ``"negative"`` when
-    the interval excludes 0 and ``p_holm < alpha``; ``"equivalent"`` when the interval lies within
-    the equivalence margin; else ``"inconclusive"``. ``margins`` is one margin for every row, or a
-    dict from the ``value`` column to a margin (a value missing from it has none); margins must be
-    fixed before the results are seen.
-
-    Examples
-    --------
-    >>> f = pd.DataFrame({"value": ["margin"] * 3, "lo": [0.1, -0.01, -0.2], "hi": [0.3, 0.01, 0.1],
-    ...                   "p": [0.004, 0.9, 0.5]})
-    >>> holm_verdicts(f, margins={"margin": 0.02})["verdict"].tolist()
-    ['positive', 'equivalent', 'inconclusive']
-    """
-    for k in ("lo", "hi", "p"):
-        if k not in frame:
-            raise ValueError(f"The 'frame' parameter of holm_verdicts needs a column {k!r}; got {list(frame.columns)}.")
-    alpha = check_number(alpha, "alpha", "holm_verdicts", low=0, high=1, low_open=True, high_open=True)
-    out = frame.reset_index(drop=True).copy()
-    out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
-    if isinstance(margins, dict):
-        if "value" not in out:
-            raise ValueError("holm_verdicts with a dict of margins needs a 'value' column")
-        each = [margins.get(v) for v in out["value"]]
-    else:
-        each = [margins] * len(out)
-    out["verdict"] = [verdict(lo, hi, margin=m, p_adjusted=p, alpha=alpha)
-                      for lo, hi, m, p in zip(out["lo"], out["hi"], each, out["p_holm"])]
-    return out

@@ -113,7 +113,7 @@ def test_precise_arms_versus_and_holm_verdicts():
         assert np.allclose(row["points"], own - base)
         ref = paired_difference(both, row["value"], row["arm"], "plain").iloc[0]
         assert np.isclose(row["mean"], (own - base).mean()) and row["p"] == ref["p"] and row["lo"] == ref["lo"]
-    v = holm_verdicts(d, margins={"margin": 0.01})
+    v = holm_verdicts(d, margin={"margin": 0.01})
     assert np.allclose(v["p_holm"], holm(d["p"]))
     assert set(v["verdict"]) <= {"positive", "negative", "equivalent", "inconclusive"}
 

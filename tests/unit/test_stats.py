@@ -115,3 +115,24 @@ def test_table_html_is_the_same_on_every_render_and_differs_between_tables():
     assert a._repr_html_() != stats.table({"x": [0.5, 2.0]}, caption="a")._repr_html_()
     assert "0.123" in a._repr_html_() and "0.123456" not in a._repr_html_()
     assert "0.123" in repr(a) and "0.1235" not in repr(a)
+
+
+def test_holm_verdicts_margin_sources_and_family():
+    # Holm over the WHOLE family: a p of 0.02 alone is significant, among three it is not (3 * 0.02 > 0.05)
+    family = pd.DataFrame({"value": ["margin", "accuracy", "margin"], "lo": [0.01, -0.004, -0.3],
+                           "hi": [0.2, 0.004, 0.2], "p": [0.02, 0.9, 0.6]})
+    alone = stats.holm_verdicts(family.iloc[:1])
+    assert alone["verdict"].tolist() == ["positive"]
+    out = stats.holm_verdicts(family)
+    assert out["p_holm"].tolist() == pytest.approx([0.06, 1.0, 1.0])  # 3 x 0.02; max(2 x 0.6, 0.9) capped at 1
+    assert out["verdict"].tolist() == ["inconclusive"] * 3  # no margin: never "no effect"
+    # margins by value, one for all, or per row (the row's own column wins)
+    assert stats.holm_verdicts(family, margin={"accuracy": 0.01})["verdict"].tolist()[1] == "equivalent"
+    assert stats.holm_verdicts(family, margin={"margin": 0.01})["verdict"].tolist()[1] == "inconclusive"
+    assert stats.holm_verdicts(family, margin=0.01)["verdict"].tolist()[1] == "equivalent"
+    rows = stats.holm_verdicts(family.assign(margin=[np.nan, 0.001, np.nan]), margin=0.01)
+    assert rows["verdict"].tolist()[1] == "inconclusive"
+    with pytest.raises(ValueError, match="needs a column 'p'"):
+        stats.holm_verdicts(family.drop(columns="p"))
+    with pytest.raises(ValueError, match="'value' column"):
+        stats.holm_verdicts(family.drop(columns="value"), margin={"margin": 0.01})
