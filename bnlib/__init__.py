@@ -9,7 +9,7 @@ partition of a 2-D box into linear regions (:mod:`bnlib.partition`) -> geometry
 """
 
 from .nets import MLP, AffineLayer, activation_patterns, affine_layers, forward, preactivations, read_batchnorm
-from .partition import Partition, Segments, distance_to_segments, partition
+from .partition import Partition, Plane, Segments, distance_to_segments, partition
 from . import (data, density, experiments, frames, geometry, initialization, noise, plot, stats, train,
                widgets)
 from .plot import plot_layers, plot_partition, use_style
@@ -23,6 +23,7 @@ __all__ = [
     "preactivations",
     "read_batchnorm",
     "Partition",
+    "Plane",
     "Segments",
     "distance_to_segments",
     "partition",

@@ -19,7 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cut_by_lines", "cut_sequential", "layer_maps", "chords", "polygon_areas", "vertex_mean", "line_values"]
+__all__ = ["cut_by_lines", "cut_sequential", "cut_by_maxpool", "layer_maps", "chords", "polygon_areas", "vertex_mean",
+           "line_values", "RegionBudgetExceeded"]
+
+_NO_LIMIT = np.iinfo(np.int64).max
+
+
+class RegionBudgetExceeded(ValueError):
+    """A partition would hold more regions than its budget (``max_regions`` of :func:`bnlib.partition`)."""
 
 
 def vertex_mean(V: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -171,12 +178,13 @@ def _empty_segments():
     return np.zeros((0, 2, 2)), np.zeros(0, dtype=np.int64)
 
 
-def cut_sequential(V, n, a, o, snap):
+def cut_sequential(V, n, a, o, snap, limit=None):
     """Cut each root polygon by its lines, one line (unit) at a time.
 
     Parameters: root polygons ``V`` (R, M, 2) with counts ``n``; the lines of each root,
     unit-major: ``a`` (k, R, 2), ``o`` (k, R) (line j of root r: ``a[j, r] . x + o[j, r] = 0``). Returns the pieces ``(V, n)``, the root of each piece, and the boundary
-    segments (S, 2, 2) with the unit (line index) of each.
+    segments (S, 2, 2) with the unit (line index) of each. More than ``limit`` pieces raise
+    :class:`RegionBudgetExceeded`.
     """
     regions = _Regions(V, n)
     root = np.arange(len(V))
@@ -188,11 +196,13 @@ def cut_sequential(V, n, a, o, snap):
             root = np.concatenate([root, root[rows]])
             segs.append(seg)
             units.append(np.full(len(seg), j))
+            if limit is not None and regions.size > limit:
+                raise RegionBudgetExceeded(f"more than {limit} regions")
     seg, unit = (np.concatenate(segs), np.concatenate(units)) if segs else _empty_segments()
     return regions.V[: regions.size].copy(), regions.n[: regions.size].copy(), root, seg, unit
 
 
-def cut_by_lines(V, n, a, o, snap):
+def cut_by_lines(V, n, a, o, snap, limit=None):
     """Cut each root polygon by its lines, one line at a time, in compiled code.
 
     The same algorithm as :func:`cut_sequential` (same parameters and results), run by the
@@ -201,13 +211,16 @@ def cut_by_lines(V, n, a, o, snap):
     """
     from ._cutkernel import cut_layer
 
-    xy, start, count, root, seg, unit = cut_layer(
+    xy, start, count, root, seg, unit, overflow = cut_layer(
         np.ascontiguousarray(V, dtype=np.float64),
         np.ascontiguousarray(n, dtype=np.int64),
         np.ascontiguousarray(a, dtype=np.float64),
         np.ascontiguousarray(o, dtype=np.float64),
         float(snap),
+        _NO_LIMIT if limit is None else int(limit),
     )
+    if overflow:
+        raise RegionBudgetExceeded(f"more than {limit} regions")
     slot = np.minimum(np.arange(int(count.max())), count[:, None] - 1)
     return xy[start[:, None] + slot], count, root, seg, unit
 
@@ -222,9 +235,38 @@ def layer_maps(V, n, root, a, o, slope, compiled: bool = True):
     if compiled:
         from ._cutkernel import layer_maps as kernel
 
-        return kernel(V, n.astype(np.int64), root.astype(np.int64), np.ascontiguousarray(a), np.ascontiguousarray(o), float(slope))
+        positive, A, c = kernel(V, n.astype(np.int64), root.astype(np.int64), np.ascontiguousarray(a),
+                                np.ascontiguousarray(o), float(slope))
+        return positive.T, A, c
     x = vertex_mean(V, n)
     ar, orr = a[:, root], o[:, root]
     h = ar[..., 0] * x[:, 0] + ar[..., 1] * x[:, 1] + orr
     gain = np.where(h > 0, 1.0, slope)
     return (h > 0).T, gain[..., None] * ar, gain * orr
+
+
+def cut_by_maxpool(V, n, a, o, index, snap, limit=None):
+    """Split root polygons where the argmax of max-pool windows changes (compiled).
+
+    ``a`` (k, R, 2), ``o`` (k, R): the pooled units' maps on the roots; ``index`` (windows, p).
+    Returns the pieces ``(V, n)``, the ``root`` of each, the winning position ``win`` (pieces,
+    windows) of every window, and the boundary segments with their window. See
+    :func:`bnlib._cutkernel.maxpool_layer`.
+    """
+    from ._cutkernel import maxpool_layer
+
+    if index.shape[1] > 127:
+        raise ValueError(f"a max-pool window of {index.shape[1]} inputs; bnlib handles windows of at most 127")
+    xy, start, count, root, win, seg, unit, overflow = maxpool_layer(
+        np.ascontiguousarray(V, dtype=np.float64),
+        np.ascontiguousarray(n, dtype=np.int64),
+        np.ascontiguousarray(a, dtype=np.float64),
+        np.ascontiguousarray(o, dtype=np.float64),
+        np.ascontiguousarray(index, dtype=np.int64),
+        float(snap),
+        _NO_LIMIT if limit is None else int(limit),
+    )
+    if overflow:
+        raise RegionBudgetExceeded(f"more than {limit} regions")
+    slot = np.minimum(np.arange(int(count.max())), count[:, None] - 1)
+    return xy[start[:, None] + slot], count, root, win, seg, unit

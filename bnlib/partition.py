@@ -25,14 +25,25 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
-from .arrangement import chords, cut_by_lines, cut_sequential, layer_maps, line_values, polygon_areas, vertex_mean
+from .arrangement import (RegionBudgetExceeded, chords, cut_by_lines, cut_by_maxpool, cut_sequential, layer_maps,
+                          line_values, polygon_areas, vertex_mean)
 from ._validation import check_box as _check_box
-from .nets import AffineLayer, activation_patterns, affine_layers, check_points
+from ._validation import check_int
+from .nets import (Activation, AffineLayer, Dense, MaxPool, Network, ResidualBegin, ResidualEnd, _is_identity,
+                   activation_patterns, affine_layers, check_points, read_network)
 
-__all__ = ["TOLERANCE", "Partition", "Segments", "partition", "check_box"]
+__all__ = ["TOLERANCE", "MAX_REGIONS", "Partition", "Plane", "Segments", "partition", "check_box",
+           "RegionBudgetExceeded"]
 
 TOLERANCE = 1e-9
 """Relative snapping tolerance of :func:`partition` (times the box diagonal)."""
+
+MAX_REGIONS = 2_000_000
+"""Default region budget of :func:`partition` (its ``max_regions``)."""
+
+MAP_BYTES = 4 * 2**30
+"""Memory allowed for the per-region affine maps of one layer (24 bytes per region and unit): with
+wide layers (a convolution's hundreds of units) it caps the regions below ``max_regions``."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,18 @@ class Partition:
         The hidden layer (1-based) of each column of ``codes``.
     affine_A, affine_c : ndarray, (n_regions, d_out, 2) and (n_regions, d_out)
         On region ``r`` the network computes ``affine_A[r] @ x + affine_c[r]``.
-    layers : list of AffineLayer
-        The float64 network the partition was computed from (BN folded in).
+    layers : list of AffineLayer or None
+        The float64 network the partition was computed from (BN folded in), on the box's
+        coordinates (with a plane, the plane is composed into the first layer); None when the
+        network is not a chain of affine layers and activations (see ``network``).
+    network : bnlib.nets.Network or None
+        For other networks (convolutions, max-pooling, residual blocks): the network on the
+        box's coordinates, as float64 operations. Its *layers* are its activations and its
+        max-pools, in order. The ``codes`` columns of a max-pool layer are one-hot: ``p``
+        columns per window (``p`` the window's size), True at the position (in torch's scan
+        order, row by row) of the window's maximum on the region.
+    plane : Plane or None
+        The plane the box lies in (None for a 2-input network).
     """
 
     box: tuple
@@ -91,9 +112,11 @@ class Partition:
     unit_layer: np.ndarray = field(repr=False)
     affine_A: np.ndarray = field(repr=False)
     affine_c: np.ndarray = field(repr=False)
-    layers: list = field(repr=False)
+    layers: list | None = field(repr=False)
     _segments: Segments = field(repr=False)
     _stages: list = field(repr=False)
+    network: Network | None = field(default=None, repr=False)
+    plane: "Plane | None" = field(default=None, repr=False)
 
     @property
     def n_regions(self) -> int:
@@ -141,9 +164,12 @@ class Partition:
     def activation_patterns(self, points, layer: int | None = None) -> np.ndarray:
         """Activation pattern (pre-activation > 0) of each point: bool (n, units of layers 1..layer).
 
-        The same function as :func:`bnlib.nets.activation_patterns` on the partition's layers;
-        with ``layer=None`` its columns match those of ``codes``.
+        The same function as :func:`bnlib.nets.activation_patterns` on the partition's layers
+        (:meth:`bnlib.nets.Network.patterns` for other networks, with the one-hot max-pool
+        columns); with ``layer=None`` its columns match those of ``codes``.
         """
+        if self.network is not None:
+            return self.network.patterns(check_points(points, 2), layer=layer)
         return activation_patterns(self.layers, check_points(points, 2), layer=layer)
 
     def locate(self, points) -> np.ndarray:
@@ -233,7 +259,7 @@ class Partition:
         One output: where it changes sign. Several outputs: where the argmax changes. The
         model must end with a ``Linear`` (an output layer without activation).
         """
-        if self.layers[-1].has_activation:
+        if self._ends_with_activation():
             raise ValueError("decision_boundary needs a model that ends with an output nn.Linear")
         A, c = self.affine_A, self.affine_c
         V, n = self.vertices, self.counts
@@ -268,11 +294,17 @@ class Partition:
                 pieces.append(piece[hi - lo > 1e-12])
         return np.concatenate(pieces) if pieces else np.zeros((0, 2, 2))
 
+    def _ends_with_activation(self) -> bool:
+        return self.network.ends_with_activation if self.network is not None else self.layers[-1].has_activation
+
     def predict(self, points) -> np.ndarray:
         """Class of each point (argmax of the outputs; sign for one output), by forward pass."""
         z = check_points(points, 2)
-        for layer in self.layers:
-            z = layer(z)
+        if self.network is not None:
+            z = self.network.forward(z)
+        else:
+            for layer in self.layers:
+                z = layer(z)
         return (z[:, 0] > 0).astype(np.int64) if z.shape[1] == 1 else z.argmax(1)
 
 
@@ -326,31 +358,216 @@ def distance_to_segments(points, segments: np.ndarray, *, return_foot: bool = Fa
     return (out, foot) if return_foot else out
 
 
-def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, method: str = "compiled") -> Partition:
-    """The exact partition of ``box`` into the linear regions of a 2-input network.
+@dataclass(frozen=True)
+class Plane:
+    """A 2-D plane through a network's input space: ``x = origin + basis @ ab``.
+
+    ``basis`` (d, 2) has orthonormal columns, so a distance between plane coordinates ``ab`` is
+    the Euclidean distance between the inputs they stand for. Make one with :meth:`through`.
+
+    Attributes
+    ----------
+    origin : ndarray (d,)
+        The input at plane coordinates (0, 0) (for :meth:`through`, the three points' centroid).
+    basis : ndarray (d, 2)
+        Orthonormal directions of the two plane axes, on flattened inputs.
+    shape : tuple
+        The shape of one input, e.g. ``(64,)`` or ``(1, 8, 8)``.
+    anchors : ndarray (3, 2) or None
+        The plane coordinates of the points the plane was made through.
+
+    Examples
+    --------
+    >>> P = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    >>> plane = Plane.through(P)
+    >>> np.round(plane.anchors, 3).tolist()
+    [[-0.667, -0.667], [1.333, -0.667], [-0.667, 1.333]]
+    >>> bool(np.allclose(plane.to_input(plane.anchors), P)), np.round(plane.default_box(), 3).tolist()
+    (True, [-1.667, 2.333, -1.667, 2.333])
+    """
+
+    origin: np.ndarray
+    basis: np.ndarray
+    shape: tuple
+    anchors: np.ndarray | None = None
+
+    def __post_init__(self):
+        origin = check_points(np.asarray(self.origin, dtype=np.float64).reshape(1, -1), None, "origin", "Plane")[0]
+        d = len(origin)
+        basis = np.asarray(self.basis, dtype=np.float64)
+        if basis.shape != (d, 2) or not np.all(np.isfinite(basis)):
+            raise ValueError(f"The 'basis' parameter of Plane must be a finite array of shape ({d}, 2); "
+                             f"got shape {basis.shape}.")
+        if not np.allclose(basis.T @ basis, np.eye(2), atol=1e-9):
+            raise ValueError("The 'basis' parameter of Plane must have orthonormal columns (basis.T @ basis = I); "
+                             f"got basis.T @ basis = {np.round(basis.T @ basis, 6).tolist()}.")
+        shape = (d,) if self.shape is None else tuple(int(s) for s in self.shape)
+        if int(np.prod(shape)) != d:
+            raise ValueError(f"The 'shape' parameter of Plane must hold {d} values in all; got {shape}.")
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "basis", basis)
+        object.__setattr__(self, "shape", shape)
+        if self.anchors is not None:
+            object.__setattr__(self, "anchors", check_points(self.anchors, 2, "anchors", "Plane"))
+
+    @classmethod
+    def through(cls, points) -> "Plane":
+        """The plane through three inputs, with its origin at their centroid.
+
+        Parameters
+        ----------
+        points
+            Three inputs of any shape: a (3, d) array, a (3, C, H, W) tensor, ...
+
+        Returns
+        -------
+        Plane
+            Its first axis points from the first input to the second, its second axis towards
+            the third (Gram-Schmidt); ``anchors`` are the three inputs' plane coordinates.
+
+        Raises
+        ------
+        ValueError
+            If the points are not three finite inputs, or do not span a plane (they coincide or
+            lie on one line: the second singular value of their differences is below 1e-9 of
+            the first).
+        """
+        if hasattr(points, "detach"):
+            points = points.detach().cpu().numpy()
+        try:
+            P = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("The 'points' parameter of Plane.through must be three inputs of one shape, "
+                             f"e.g. an array of shape (3, d) or (3, C, H, W); got {type(points).__name__}.") from None
+        if P.ndim < 2 or len(P) != 3:
+            raise ValueError("The 'points' parameter of Plane.through must be three inputs of one shape, "
+                             f"e.g. an array of shape (3, d) or (3, C, H, W); got shape {P.shape}.")
+        if not np.all(np.isfinite(P)):
+            raise ValueError("The 'points' parameter of Plane.through must be finite; "
+                             f"got {int(np.sum(~np.isfinite(P)))} NaN or infinite values.")
+        shape = P.shape[1:]
+        flat = P.reshape(3, -1)
+        D = np.stack([flat[1] - flat[0], flat[2] - flat[0]], axis=1)
+        sv = np.linalg.svd(D, compute_uv=False)
+        if sv[0] == 0 or sv[1] <= 1e-9 * sv[0]:
+            raise ValueError("The 'points' parameter of Plane.through must be three points that span a plane; "
+                             f"got points that {'coincide' if sv[0] == 0 else 'lie on one line'} "
+                             f"(singular values of their differences: {sv[0]:.3g}, {sv[1]:.3g}).")
+        Q, R = np.linalg.qr(D)
+        Q = Q * np.where(np.diag(R) < 0, -1.0, 1.0)  # axis 1 along p1 - p0, axis 2 towards p2
+        origin = flat.mean(0)
+        return cls(origin, Q, shape, (flat - origin) @ Q)
+
+    @property
+    def dim(self) -> int:
+        """The dimension ``d`` of the (flattened) input space."""
+        return len(self.origin)
+
+    def to_input(self, ab) -> np.ndarray:
+        """Inputs (n, *shape) at plane coordinates ``ab`` (n, 2), float64."""
+        ab = check_points(ab, 2, "ab", "Plane.to_input")
+        return (self.origin + ab @ self.basis.T).reshape((len(ab),) + self.shape)
+
+    def coordinates(self, x) -> np.ndarray:
+        """Plane coordinates (n, 2) of inputs ``x`` (n, d) or (n, *shape): their orthogonal projection."""
+        if hasattr(x, "detach"):
+            x = x.detach().cpu().numpy()
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim >= 1 and x.shape[1:] == self.shape:
+            x = x.reshape(len(x), -1)
+        x = check_points(x, self.dim, "x", "Plane.coordinates")
+        return (x - self.origin) @ self.basis
+
+    def default_box(self) -> tuple[float, float, float, float]:
+        """The anchors' bounding box, widened on every side by half its width (height)."""
+        if self.anchors is None:
+            raise ValueError("this Plane has no anchors: give partition a box")
+        lo, hi = self.anchors.min(0), self.anchors.max(0)
+        m = 0.5 * (hi - lo)
+        return (float(lo[0] - m[0]), float(hi[0] + m[0]), float(lo[1] - m[1]), float(hi[1] + m[1]))
+
+
+_MLP_MODULES = (nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.LeakyReLU)
+
+
+def _is_mlp(model: nn.Module) -> bool:
+    """Whether the original 2-D reader (affine_layers) reads ``model``: Linear/BN1d/activations."""
+    def leaves(m):
+        if isinstance(m, nn.Sequential):
+            return [x for child in m for x in leaves(child)]
+        return [m]
+    return all(isinstance(m, _MLP_MODULES) or _is_identity(m) for m in leaves(model))
+
+
+def _ops_of(layers: Sequence[AffineLayer]) -> list:
+    ops = []
+    for layer in layers:
+        ops.append(Dense(layer.W, layer.b))
+        if layer.has_activation:
+            ops.append(Activation(layer.slope))
+    return ops
+
+
+def _matmul(W: np.ndarray, X: np.ndarray) -> np.ndarray:
+    # a convolution's matrix is mostly zeros: on many regions a sparse product is far cheaper
+    if W.size >= 65536 and X.shape[1] >= 64 and np.count_nonzero(W) < 0.25 * W.size:
+        from scipy import sparse
+
+        return np.asarray(sparse.csr_matrix(W) @ X)
+    return W @ X
+
+
+def partition(model: nn.Module | Sequence[AffineLayer], box=None, *, plane: Plane | None = None, batch=None,
+              method: str = "compiled", max_regions: int = MAX_REGIONS) -> Partition:
+    """The exact partition of a 2-D box into the linear regions of a network.
+
+    Without ``plane`` the network has 2 inputs and ``box`` lies in its input space. With
+    ``plane`` the network takes inputs of any shape and the box lies in the plane (in plane
+    coordinates): the partition is that of the network restricted to the plane.
 
     Parameters
     ----------
     model
-        A ``torch.nn.Sequential`` of ``Linear``, ``BatchNorm1d``, ``ReLU``, ``LeakyReLU`` and
-        ``Identity`` modules with 2 inputs (any such model, not only :func:`bnlib.MLP`), or a
-        list of :class:`bnlib.nets.AffineLayer`.
+        A torch model: ``Linear``, ``Conv2d``, ``BatchNorm1d``, ``BatchNorm2d``, ``ReLU``,
+        ``LeakyReLU``, ``Identity``, ``Dropout`` (the identity), ``Flatten``, ``AvgPool2d``,
+        ``AdaptiveAvgPool2d``, ``MaxPool2d``, nested ``Sequential`` and
+        :class:`bnlib.nets.Residual` (any such model, not only :func:`bnlib.MLP`); or a list of
+        :class:`bnlib.nets.AffineLayer`. A module that is not continuous piecewise-affine
+        (``LayerNorm``, ``GELU``, ``Softmax``, ...) raises ``ValueError``.
     box
-        ``(xmin, xmax, ymin, ymax)``.
+        ``(xmin, xmax, ymin, ymax)``. Required without ``plane``; with it, the default is the
+        plane's :meth:`Plane.default_box` (the anchors' bounding box and half its size around).
+    plane
+        A :class:`Plane` through the input space (:meth:`Plane.through` three inputs).
     batch
-        If given (an (N, 2) array, N >= 2), every ``BatchNorm1d`` uses the statistics of this
-        batch, as in training mode (biased variance, the layer's eps); the model's running
-        statistics are not touched. If None, the running statistics are used (eval mode).
+        If given (a batch of inputs (N, d) or (N, *input shape), N >= 2), every BN layer uses
+        the statistics of its input over this batch, as in training mode (``BatchNorm2d``: per
+        channel over the batch and the positions; the biased variance, the layer's eps); the
+        model's running statistics are not touched. If None, the running statistics are used
+        (eval mode).
+    method
+        ``"compiled"`` (numba) or ``"numpy"`` (the reference engine; networks of affine layers
+        and activations only).
+    max_regions
+        The region budget: a partition that would exceed it raises
+        :class:`RegionBudgetExceeded` (a ``ValueError``) as soon as it does, before memory runs
+        out. A wide layer lowers the budget further so that its per-region affine maps (24 bytes
+        per region and unit) stay under :data:`MAP_BYTES` (4 GiB).
 
     Returns
     -------
     Partition
+        Everything in box coordinates (plane coordinates with a plane).
 
     Notes
     -----
     Computed in float64. A vertex within ``TOLERANCE`` (1e-9) times the box diagonal of a
     unit's line counts as lying on it, so lines that meet in one point in exact arithmetic
-    (as BN's first-layer lines do, through the batch mean) create no sliver regions.
+    (as BN's first-layer lines do, through the batch mean) create no sliver regions. The same
+    tolerance holds with a plane and for the lines where a max-pool window's maximum changes.
+    A max-pool splits a region only where the argmax of a window changes (each cell where one
+    position wins is the region clipped by that position's half-planes), so every region still
+    carries one affine map.
 
     Examples
     --------
@@ -358,10 +575,27 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, meth
     >>> part = partition(MLP([2, 6, 6, 6, 6], seed=0), (-3, 3, -3, 3))
     >>> part.n_regions > 1, bool(np.isclose(part.areas().sum(), 36.0))
     (True, True)
+
+    A plane through three 8x8 images, for a convolutional net:
+
+    >>> from bnlib.nets import ConvNet
+    >>> images = np.random.default_rng(0).uniform(size=(3, 1, 8, 8))
+    >>> part = partition(ConvNet(seed=0), plane=Plane.through(images))
+    >>> part.n_regions > 1, bool(np.isclose(part.areas().sum(), np.ptp(part.box[:2]) * np.ptp(part.box[2:])))
+    (True, True)
     """
-    box = check_box(box)
+    if plane is not None and not isinstance(plane, Plane):
+        raise ValueError(f"The 'plane' parameter of partition must be a bnlib.Plane or None; got {type(plane).__name__}.")
+    if method not in ("compiled", "numpy"):
+        raise ValueError(f"method must be 'compiled' or 'numpy'; got {method!r}")
+    max_regions = check_int(max_regions, "max_regions", "partition", at_least=1)
+    network = layers = None
     if isinstance(model, nn.Module):
-        layers = affine_layers(model, batch=batch)
+        if plane is None and _is_mlp(model):
+            layers = affine_layers(model, batch=batch)
+        else:
+            network = read_network(model, (2,) if plane is None else plane.shape, batch=batch)
+            layers = network.affine_layers()
     else:
         layers = list(model) if isinstance(model, (list, tuple)) else None
         if not layers or not all(isinstance(layer, AffineLayer) for layer in layers):
@@ -371,42 +605,101 @@ def partition(model: nn.Module | Sequence[AffineLayer], box, *, batch=None, meth
             )
         if batch is not None:
             raise ValueError("batch= only applies to a torch model, not to already-read affine layers")
-    if layers[0].W.shape[1] != 2:
-        raise ValueError(f"partition works in a 2-D input space; the model takes {layers[0].W.shape[1]} inputs")
-    if method not in ("compiled", "numpy"):
-        raise ValueError(f"method must be 'compiled' or 'numpy'; got {method!r}")
-    cut = cut_by_lines if method == "compiled" else cut_sequential
-    snap = TOLERANCE * _diameter(box)
+        network = Network(tuple(_ops_of(layers)), (layers[0].W.shape[1],))
+    if plane is None:
+        if box is None:
+            raise ValueError("The 'box' parameter of partition must be (xmin, xmax, ymin, ymax); got None "
+                             "(only a partition of a plane, plane=..., has a default box).")
+        d_in = layers[0].W.shape[1] if layers else network.input_dim
+        if d_in != 2:
+            raise ValueError(f"partition works in a 2-D input space; the model takes {d_in} inputs "
+                             "(for more, partition a plane through the inputs: plane=bnlib.Plane.through(...))")
+        box = check_box(box)
+        origin, basis = np.zeros(2), np.eye(2)
+    else:
+        if network.input_dim != plane.dim:
+            raise ValueError(f"the plane lies in a {plane.dim}-dimensional input space; the model takes "
+                             f"{network.input_dim} inputs")
+        box = plane.default_box() if box is None else check_box(box)
+        origin, basis = plane.origin, plane.basis
+    ops = _ops_of(layers) if layers is not None and plane is None else list(network.ops)
+    if method == "numpy" and any(isinstance(op, MaxPool) for op in ops):
+        raise ValueError("method='numpy' handles networks without max-pooling; use method='compiled'")
+    V, n, codes, unit_layer, A, c, segments, stages = _run(ops, box, origin, basis, method, max_regions)
+    if plane is not None:
+        network = network.on_plane(origin, basis)
+        layers = network.affine_layers()
+    affine_A, affine_c = A.transpose(1, 0, 2), c.T
+    return Partition(box, V, n, codes, np.array(unit_layer, dtype=int), affine_A, affine_c, layers, segments, stages,
+                     network if layers is None else None, plane)
 
+
+def _budget(max_regions: int, width: int) -> int:
+    return int(min(max_regions, max(1, MAP_BYTES // (24 * max(width, 1)))))
+
+
+def _run(ops, box, origin, basis, method, max_regions):
+    """The engine: regions of the box and, on each, the affine map of the current vector."""
+    compiled = method == "compiled"
+    cut = cut_by_lines if compiled else cut_sequential
+    snap = TOLERANCE * _diameter(box)
     V, n = _box_polygon(box), np.array([4])
-    # unit-major affine maps: on region r, unit i of the current layer input is A[i, r] . x + c[i, r]
-    A = np.eye(2)[:, None, :]
-    c = np.zeros((2, 1))
+    # unit-major affine maps: on region r, unit i of the current vector is A[i, r] . x + c[i, r]
+    A = np.ascontiguousarray(basis, dtype=np.float64)[:, None, :]
+    c = np.asarray(origin, dtype=np.float64)[:, None]
     codes = np.zeros((1, 0), dtype=bool)
     unit_layer: list[int] = []
     seg_pts, seg_layer, seg_unit = [], [], []
     stages = []
-    for depth, layer in enumerate(layers, start=1):
-        # pre-activation maps h = a x + o of this layer's units on every region: one GEMM
-        k, d = layer.W.shape
-        a = (layer.W @ A.reshape(d, -1)).reshape(k, -1, 2)
-        o = layer.W @ c + layer.b[:, None]
-        if not layer.has_activation:
-            A, c = a, o
-            break
-        # inside each region of the layers before (a root), every unit is a straight line
-        V, n, root, seg, unit = cut(V, n, a, o, snap)
+    saved: list[tuple[np.ndarray, np.ndarray]] = []  # the skips of the residual blocks we are in
+    depth = 0
+    for op in ops:
+        if isinstance(op, Dense):
+            k, d = op.W.shape
+            A = _matmul(op.W, A.reshape(d, -1)).reshape(k, -1, 2)
+            c = _matmul(op.W, c) + op.b[:, None]
+            continue
+        if isinstance(op, ResidualBegin):
+            saved.append((A, c))
+            continue
+        if isinstance(op, ResidualEnd):
+            sA, sc = saved.pop()
+            A, c = A + sA, c + sc
+            continue
+        depth += 1
+        limit = _budget(max_regions, A.shape[0])
+        try:
+            if isinstance(op, Activation):
+                # inside each region of the layers before (a root), every unit is a straight line
+                V, n, root, seg, unit = cut(V, n, A, c, snap, limit)
+            else:
+                V, n, root, win, seg, unit = cut_by_maxpool(V, n, A, c, op.index, snap, limit)
+        except RegionBudgetExceeded:
+            why = (f"max_regions={max_regions}" if limit == max_regions else
+                   f"{limit} regions, where this layer's {A.shape[0]} units' affine maps would fill MAP_BYTES "
+                   f"({MAP_BYTES / 2**30:.0f} GiB)")
+            raise RegionBudgetExceeded(
+                f"the partition exceeds its budget at layer {depth}: more than {why}. Partition a smaller box, "
+                "or raise max_regions (memory grows with regions x units)") from None
+        if isinstance(op, Activation):
+            positive, A, c = layer_maps(V, n, root, A, c, op.slope, compiled=compiled)
+            new_codes = positive
+            unit_layer += [depth] * A.shape[0]
+        else:
+            from ._cutkernel import maxpool_maps
+
+            A, c, onehot = maxpool_maps(np.ascontiguousarray(A), np.ascontiguousarray(c), op.index, win, root)
+            new_codes = onehot.T
+            unit_layer += [depth] * op.index.size
+        codes = np.concatenate([codes[root], new_codes], axis=1)  # C order, whatever new_codes' layout
+        saved = [(sA[:, root], sc[:, root]) for sA, sc in saved]
         seg_pts.append(seg)
         seg_layer.append(np.full(len(seg), depth))
         seg_unit.append(unit)
-        positive, A, c = layer_maps(V, n, root, a, o, layer.slope, compiled=method == "compiled")
-        codes = np.concatenate([codes[root], positive], axis=1)
-        unit_layer += [depth] * k
         stages.append((V, n))
     segments = Segments(
         np.concatenate(seg_pts) if seg_pts else np.zeros((0, 2, 2)),
         np.concatenate(seg_layer) if seg_layer else np.zeros(0, dtype=int),
         np.concatenate(seg_unit) if seg_unit else np.zeros(0, dtype=int),
     )
-    affine_A, affine_c = A.transpose(1, 0, 2), c.T
-    return Partition(box, V, n, codes, np.array(unit_layer, dtype=int), affine_A, affine_c, layers, segments, stages)
+    return V, n, codes, unit_layer, A, c, segments, stages
