@@ -296,12 +296,12 @@ def hyperplane_jitter(model: nn.Module, X, batch_size: int, *, n_batches: int = 
     the batch's statistics, and its displacement, in distance units of the layer's input space,
     is recorded. The prediction is the delta-method standard deviation
 
-    ``rho * sqrt(f / N * (1 + r^2 (kappa - 1) / 4 - r skew))``,
+    ``rho * sqrt(eta / N * (1 + nu^2 (kappa - 1) / 4 - nu skew))``,
 
-    with ``rho`` the data's RMS distance to the unit's ``beta = 0`` hyperplane, ``r = beta/gamma``,
+    with ``rho`` the data's RMS distance to the unit's ``beta = 0`` hyperplane, ``nu = beta/gamma``,
     ``skew``/``kappa`` the skewness/kurtosis of the unit's pre-activation over ``X`` and
-    ``f = (n - N) / (n - 1)`` the finite-population correction of sampling without replacement.
-    For ``r = 0`` it is exact: ``rho sqrt(f / N)``.
+    ``eta = (n - N) / (n - 1)`` the finite-population correction of sampling without replacement
+    (the book's notation, chapter 4). For ``nu = 0`` it is exact: ``rho sqrt(eta / N)``.
 
     Returns
     -------
