@@ -196,6 +196,21 @@ def batch_moments(batch_size: int, *, std: float = 1.0, skewness: float = 0.0, k
     * ``covariance`` (of the batch mean and the biased batch variance) =
       ``(N - 1) / N^2 * skewness * s^3``.
 
+    For large ``N`` the last two are ``(kurtosis - 1) s^4 / N`` and ``skewness s^3 / N``. Chapter 4
+    proves the formulas (``prop-ch4-law``).
+
+    Parameters
+    ----------
+    batch_size
+        ``N``, at least 2.
+    std, skewness, kurtosis
+        ``s`` and the standardised third and fourth central moments of one draw (Gaussian: 0, 3).
+
+    Returns
+    -------
+    dict of float
+        ``var_mean``, ``mean_variance``, ``var_variance``, ``covariance``.
+
     Examples
     --------
     >>> m = batch_moments(4)  # Gaussian: Var sigma_B^2 = 2 (N - 1) s^4 / N^2
@@ -231,6 +246,18 @@ def zero_one_under_jitter(margin, tau: float) -> np.ndarray:
     ``margin`` is the point's signed distance to the boundary (positive: correctly classified);
     the boundary moves by ``delta`` along its normal.
 
+    Parameters
+    ----------
+    margin
+        Signed margins (any shape), in the units of ``tau``.
+    tau
+        The standard deviation of the boundary's shift, > 0.
+
+    Returns
+    -------
+    ndarray
+        The expected 0-1 loss of each margin.
+
     Examples
     --------
     >>> zero_one_under_jitter([0.0, 1.0, 2.0], 1.0).round(4).tolist()
@@ -242,6 +269,20 @@ def zero_one_under_jitter(margin, tau: float) -> np.ndarray:
 
 def gaussian_hinge(margin, tau: float) -> np.ndarray:
     """``E max(0, -(m + tau Z))`` for ``Z ~ N(0, 1)``: ``tau phi(m / tau) - m Phi(-m / tau)``.
+
+    The hinge loss of a jittered margin; with a logit slope ``lambda``, ``lambda`` times it
+    bounds the smoothed logistic loss from below, and plus ``log 2`` from above.
+
+    Parameters
+    ----------
+    margin
+        Signed margins (any shape).
+    tau
+        The standard deviation of the boundary's shift, > 0.
+
+    Returns
+    -------
+    ndarray
 
     Examples
     --------
@@ -260,6 +301,20 @@ def logistic_under_jitter(margin, tau: float, *, slope: float = 1.0) -> np.ndarr
     the norm of the logit's gradient); the result is the softplus smoothed by a Gaussian,
     computed by adaptive quadrature (:func:`scipy.integrate.quad`, the kink of the integrand
     given as a break point).
+
+    Parameters
+    ----------
+    margin
+        Signed margins (any shape).
+    tau
+        The standard deviation of the boundary's shift, > 0.
+    slope
+        The logit's slope ``lambda`` > 0: the logit of a point at margin ``m`` is ``lambda m``.
+
+    Returns
+    -------
+    ndarray
+        The expected logistic loss of each margin.
 
     Examples
     --------
