@@ -515,10 +515,11 @@ class BatchNoise(nn.Module):
 
     BN with a batch of ``N`` computes ``(u - mu_B) / sigma_B``; written with the population's
     mean ``m`` and spread ``s`` of the unit's pre-activation ``u``, that is
-    ``(u_hat - a) / b`` with ``u_hat = (u - m) / s``, ``a = (mu_B - m) / s`` and
-    ``b = sigma_B / s``. For Gaussian ``u``, ``a ~ normal(0, 1 / N)`` and ``N b^2 ~ chi^2_{N-1}``,
-    independent. This layer does the same to an un-normalised pre-activation ``h``: in training it
-    returns ``m + (h - m - a s) / b`` with fresh ``a, b`` per unit and per step (one draw for the
+    ``(u_hat - mu_hat) / sigma_hat`` with ``u_hat = (u - m) / s``, ``mu_hat = (mu_B - m) / s`` and
+    ``sigma_hat = sigma_B / s`` (chapter 4's notation). For Gaussian ``u``,
+    ``mu_hat ~ normal(0, 1 / N)`` and ``N sigma_hat^2 ~ chi^2_{N-1}``, independent. This layer does
+    the same to an un-normalised pre-activation ``h``: in training it returns
+    ``m + (h - m - mu_hat s) / sigma_hat`` with fresh ``mu_hat, sigma_hat`` per unit and per step (one draw for the
     whole batch, as BN's statistics are shared by the batch), ``m`` and ``s`` tracked as running
     averages like BN's running statistics; in eval mode it is the identity.
 
