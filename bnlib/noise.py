@@ -6,10 +6,14 @@ Four kinds of things live here:
   draw the batch mean and the biased batch variance of a unit's pre-activation over many
   batches; :func:`mean_density` / :func:`mean_cdf` (normal, variance ``s^2 / N``) and
   :func:`variance_density` / :func:`variance_cdf` (``N sigma_B^2 / s^2 ~ chi^2_{N-1}``) are
-  the exact laws for Gaussian pre-activations; :func:`goodness_of_fit` compares the two.
+  the exact laws for Gaussian pre-activations; :func:`goodness_of_fit` compares the two;
+  :func:`batch_moments` gives the exact finite-``N`` moments for any distribution.
 * **From statistics to geometry.** :func:`hyperplane_jitter` measures, per layer and unit, how
   far a BN unit's hyperplane moves from batch to batch and predicts it from the data's spread;
   :func:`decision_jitter` measures the band the decision boundary sweeps in the input plane.
+* **The loss under jitter.** :func:`zero_one_under_jitter`, :func:`logistic_under_jitter` and
+  :func:`gaussian_hinge`: the expected loss of a point at signed margin ``m`` when the boundary
+  moves by a Gaussian offset of standard deviation ``tau`` along its normal.
 * **Margins.** :func:`exact_margin` (2-D, from the exact partition's decision boundary) and
   :func:`local_margin` (any dimension, ``|f_y - f_j| / ||grad (f_y - f_j)||``).
 * **Noise without BN.** :class:`BatchNoise` applies to each unit the random offset and scale
@@ -43,6 +47,10 @@ __all__ = [
     "variance_density",
     "variance_cdf",
     "goodness_of_fit",
+    "batch_moments",
+    "zero_one_under_jitter",
+    "gaussian_hinge",
+    "logistic_under_jitter",
     "hyperplane_jitter",
     "decision_jitter",
     "exact_margin",
@@ -176,6 +184,160 @@ def goodness_of_fit(means, variances, *, mean: float, std: float, batch_size: in
     }
 
 
+def batch_moments(batch_size: int, *, std: float = 1.0, skewness: float = 0.0, kurtosis: float = 3.0) -> dict[str, float]:
+    """Exact moments of the batch mean and the biased batch variance of ``N`` i.i.d. draws.
+
+    For draws with variance ``s^2``, skewness ``E(u - m)^3 / s^3`` and kurtosis
+    ``E(u - m)^4 / s^4`` (finite), with ``N >= 2``:
+
+    * ``var_mean`` = ``s^2 / N``;
+    * ``mean_variance`` = ``(N - 1) / N * s^2``;
+    * ``var_variance`` = ``((N - 1) / N)^2 * s^4 * (kurtosis - (N - 3) / (N - 1)) / N``;
+    * ``covariance`` (of the batch mean and the biased batch variance) =
+      ``(N - 1) / N^2 * skewness * s^3``.
+
+    For large ``N`` the last two are ``(kurtosis - 1) s^4 / N`` and ``skewness s^3 / N``. Chapter 4
+    proves the formulas (``prop-ch4-law``).
+
+    Parameters
+    ----------
+    batch_size
+        ``N``, at least 2.
+    std, skewness, kurtosis
+        ``s`` and the standardised third and fourth central moments of one draw (Gaussian: 0, 3).
+
+    Returns
+    -------
+    dict of float
+        ``var_mean``, ``mean_variance``, ``var_variance``, ``covariance``.
+
+    Examples
+    --------
+    >>> m = batch_moments(4)  # Gaussian: Var sigma_B^2 = 2 (N - 1) s^4 / N^2
+    >>> m["var_variance"], 2 * 3 / 16
+    (0.375, 0.375)
+    """
+    N = check_int(batch_size, "batch_size", "batch_moments", at_least=2)
+    s = check_number(std, "std", "batch_moments", low=0, low_open=True)
+    skew = check_number(skewness, "skewness", "batch_moments")
+    kappa = check_number(kurtosis, "kurtosis", "batch_moments", low=1)
+    return {
+        "var_mean": s**2 / N,
+        "mean_variance": (N - 1) / N * s**2,
+        "var_variance": ((N - 1) / N) ** 2 * s**4 * (kappa - (N - 3) / (N - 1)) / N,
+        "covariance": (N - 1) / N**2 * skew * s**3,
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# the loss of a point when the boundary jitters
+
+
+def _margin_and_tau(margin, tau, func: str) -> tuple[np.ndarray, float]:
+    m = np.asarray(margin, dtype=np.float64)
+    if not np.all(np.isfinite(m)):
+        raise ValueError(f"{func}: margin must be finite; got {margin!r}")
+    return m, check_number(tau, "tau", func, low=0, low_open=True)
+
+
+def zero_one_under_jitter(margin, tau: float) -> np.ndarray:
+    """Expected 0-1 loss ``P(m + delta < 0) = Phi(-m / tau)`` for ``delta ~ N(0, tau^2)``.
+
+    ``margin`` is the point's signed distance to the boundary (positive: correctly classified);
+    the boundary moves by ``delta`` along its normal.
+
+    Parameters
+    ----------
+    margin
+        Signed margins (any shape), in the units of ``tau``.
+    tau
+        The standard deviation of the boundary's shift, > 0.
+
+    Returns
+    -------
+    ndarray
+        The expected 0-1 loss of each margin.
+
+    Examples
+    --------
+    >>> zero_one_under_jitter([0.0, 1.0, 2.0], 1.0).round(4).tolist()
+    [0.5, 0.1587, 0.0228]
+    """
+    m, tau = _margin_and_tau(margin, tau, "zero_one_under_jitter")
+    return stats.norm.cdf(-m / tau)
+
+
+def gaussian_hinge(margin, tau: float) -> np.ndarray:
+    """``E max(0, -(m + tau Z))`` for ``Z ~ N(0, 1)``: ``tau phi(m / tau) - m Phi(-m / tau)``.
+
+    The hinge loss of a jittered margin; with a logit slope ``lambda``, ``lambda`` times it
+    bounds the smoothed logistic loss from below, and plus ``log 2`` from above.
+
+    Parameters
+    ----------
+    margin
+        Signed margins (any shape).
+    tau
+        The standard deviation of the boundary's shift, > 0.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> gaussian_hinge([0.0], 1.0).round(4).tolist()  # 1 / sqrt(2 pi)
+    [0.3989]
+    """
+    m, tau = _margin_and_tau(margin, tau, "gaussian_hinge")
+    c = m / tau
+    return tau * stats.norm.pdf(c) - m * stats.norm.cdf(-c)
+
+
+def logistic_under_jitter(margin, tau: float, *, slope: float = 1.0) -> np.ndarray:
+    """Expected logistic loss ``E log(1 + exp(-slope (m + delta)))``, ``delta ~ N(0, tau^2)``.
+
+    The logit of a point at signed distance ``m`` from the boundary is ``slope * m`` (``slope``:
+    the norm of the logit's gradient); the result is the softplus smoothed by a Gaussian,
+    computed by adaptive quadrature (:func:`scipy.integrate.quad`, the kink of the integrand
+    given as a break point).
+
+    Parameters
+    ----------
+    margin
+        Signed margins (any shape).
+    tau
+        The standard deviation of the boundary's shift, > 0.
+    slope
+        The logit's slope ``lambda`` > 0: the logit of a point at margin ``m`` is ``lambda m``.
+
+    Returns
+    -------
+    ndarray
+        The expected logistic loss of each margin.
+
+    Examples
+    --------
+    >>> bool(logistic_under_jitter([0.0], 1.0)[0] > np.log(2))  # Jensen: noise adds loss
+    True
+    """
+    from scipy import integrate
+
+    m, tau = _margin_and_tau(margin, tau, "logistic_under_jitter")
+    g = check_number(slope, "slope", "logistic_under_jitter", low=0, low_open=True)
+
+    def one(mi: float) -> float:
+        def integrand(z: float) -> float:
+            t = -g * (mi + tau * z)
+            return (max(t, 0.0) + np.log1p(np.exp(-abs(t)))) * stats.norm.pdf(z)
+
+        kink = -mi / tau
+        return integrate.quad(integrand, -40.0, 40.0, points=[kink] if abs(kink) < 40 else None,
+                              limit=200, epsabs=1e-12, epsrel=1e-10)[0]
+
+    return np.vectorize(one, otypes=[np.float64])(m)
+
+
 # ----------------------------------------------------------------------------------------
 # from statistics to geometry
 
@@ -189,12 +351,12 @@ def hyperplane_jitter(model: nn.Module, X, batch_size: int, *, n_batches: int = 
     the batch's statistics, and its displacement, in distance units of the layer's input space,
     is recorded. The prediction is the delta-method standard deviation
 
-    ``rho * sqrt(f / N * (1 + r^2 (kappa - 1) / 4 - r skew))``,
+    ``rho * sqrt(eta / N * (1 + nu^2 (kappa - 1) / 4 - nu skew))``,
 
-    with ``rho`` the data's RMS distance to the unit's ``beta = 0`` hyperplane, ``r = beta/gamma``,
+    with ``rho`` the data's RMS distance to the unit's ``beta = 0`` hyperplane, ``nu = beta/gamma``,
     ``skew``/``kappa`` the skewness/kurtosis of the unit's pre-activation over ``X`` and
-    ``f = (n - N) / (n - 1)`` the finite-population correction of sampling without replacement.
-    For ``r = 0`` it is exact: ``rho sqrt(f / N)``.
+    ``eta = (n - N) / (n - 1)`` the finite-population correction of sampling without replacement
+    (the book's notation, chapter 4). For ``nu = 0`` it is exact: ``rho sqrt(eta / N)``.
 
     Returns
     -------
@@ -353,10 +515,11 @@ class BatchNoise(nn.Module):
 
     BN with a batch of ``N`` computes ``(u - mu_B) / sigma_B``; written with the population's
     mean ``m`` and spread ``s`` of the unit's pre-activation ``u``, that is
-    ``(u_hat - a) / b`` with ``u_hat = (u - m) / s``, ``a = (mu_B - m) / s`` and
-    ``b = sigma_B / s``. For Gaussian ``u``, ``a ~ normal(0, 1 / N)`` and ``N b^2 ~ chi^2_{N-1}``,
-    independent. This layer does the same to an un-normalised pre-activation ``h``: in training it
-    returns ``m + (h - m - a s) / b`` with fresh ``a, b`` per unit and per step (one draw for the
+    ``(u_hat - mu_hat) / sigma_hat`` with ``u_hat = (u - m) / s``, ``mu_hat = (mu_B - m) / s`` and
+    ``sigma_hat = sigma_B / s`` (chapter 4's notation). For Gaussian ``u``,
+    ``mu_hat ~ normal(0, 1 / N)`` and ``N sigma_hat^2 ~ chi^2_{N-1}``, independent. This layer does
+    the same to an un-normalised pre-activation ``h``: in training it returns
+    ``m + (h - m - mu_hat s) / sigma_hat`` with fresh ``mu_hat, sigma_hat`` per unit and per step (one draw for the
     whole batch, as BN's statistics are shared by the batch), ``m`` and ``s`` tracked as running
     averages like BN's running statistics; in eval mode it is the identity.
 

@@ -216,3 +216,43 @@ def test_noise_layer_matches_bn_training_output_in_law():
 def test_bad_input_raises_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+# ----------------------------------------------------------------------------------------
+# exact finite-N moments and the loss under jitter, against simulation
+
+
+@pytest.mark.parametrize("N", [2, 4, 16])
+def test_batch_moments_match_simulated_skewed_batches(N):
+    # exponential draws: s = 1, skewness 2, kurtosis 9 (far from Gaussian, so every term counts)
+    U = np.random.default_rng(N).exponential(size=(200_000, N))
+    mu, var = U.mean(1), U.var(1)
+    exact = nz.batch_moments(N, std=1.0, skewness=2.0, kurtosis=9.0)
+    assert mu.var() == pytest.approx(exact["var_mean"], rel=0.02)
+    assert var.mean() == pytest.approx(exact["mean_variance"], rel=0.02)
+    assert var.var() == pytest.approx(exact["var_variance"], rel=0.06)  # heavy tails: wider
+    assert np.cov(mu, var)[0, 1] == pytest.approx(exact["covariance"], rel=0.05)
+
+
+def test_zero_one_and_logistic_under_jitter_match_simulation():
+    tau, slope = 0.3, 4.0
+    margins = np.array([-0.2, 0.0, 0.15, 0.3, 0.6, 1.0])
+    delta = np.random.default_rng(0).normal(0, tau, size=400_000)
+    hits = (margins[:, None] + delta < 0).mean(1)
+    se = np.sqrt(hits * (1 - hits) / len(delta)) + 1e-6
+    assert np.all(np.abs(hits - nz.zero_one_under_jitter(margins, tau)) < 5 * se)
+    loss = np.logaddexp(0, -slope * (margins[:, None] + delta))
+    exact = nz.logistic_under_jitter(margins, tau, slope=slope)
+    assert np.all(np.abs(loss.mean(1) - exact) < 5 * loss.std(1) / np.sqrt(len(delta)))
+    hinge = slope * nz.gaussian_hinge(margins, tau)
+    assert np.all(hinge < exact) and np.all(exact < hinge + np.log(2))  # the proposition's bounds
+    assert np.all(exact >= np.logaddexp(0, -slope * margins))  # Jensen
+
+
+def test_loss_under_jitter_rejects_bad_input():
+    with pytest.raises(ValueError):
+        nz.zero_one_under_jitter([0.1], 0.0)
+    with pytest.raises(ValueError):
+        nz.logistic_under_jitter([np.nan], 1.0)
+    with pytest.raises(ValueError):
+        nz.batch_moments(1)
