@@ -16,7 +16,7 @@ seed), draws and checks; every network is seeded, so a rerun gives the same file
   any unit and to the decision boundary along rays (:func:`~bnlib.experiments.ch5_real.ray_distances`),
   and the test accuracy, for every arm (plain with He weights, BN, LayerNorm, GroupNorm).
 
-Takes about 5 minutes of CPU time (one thread).
+Takes about a minute and a half on one core of an idle machine (one thread; several minutes on a busy one).
 """
 
 from __future__ import annotations
