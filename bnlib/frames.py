@@ -35,6 +35,11 @@ __all__ = [
     "training_snapshot_frame",
     "training_pair_frame",
     "batch_band_frame",
+    "MODE_PAIR_BATCH_SIZES",
+    "MODE_PAIR_MOMENTA",
+    "MODE_PAIR_STEPS",
+    "MODE_PAIR_FRAMES",
+    "mode_pair_frame",
 ]
 
 BN_EXPLORER_BOX = (-4.0, 6.0, -4.0, 5.0)
@@ -407,3 +412,120 @@ def batch_band_frame(
         boundaries.append(seg)
     ax.set_title(f"batches of N = {batch_size}", fontsize=10)
     return boundaries
+
+
+# ----------------------------------------------------------------------------------------
+# chapter 5
+
+MODE_PAIR_BATCH_SIZES = (4, 16, 64)
+"""The batch sizes of chapter 5's training runs behind :func:`mode_pair_frame`."""
+MODE_PAIR_MOMENTA = (0.01, 0.1, 0.5)
+"""The momenta of the running statistics :func:`mode_pair_frame` can show."""
+MODE_PAIR_STEPS = (0, 20, 50, 100, 300)
+"""The training steps at which chapter 5 keeps the weights for :func:`mode_pair_frame`."""
+MODE_PAIR_FRAMES = sweep(dict(batch_size=16, momentum=0.1, step=300), step=list(MODE_PAIR_STEPS),
+                         batch_size=[4, 64], momentum=[0.01, 0.5])
+"""The states chapter 5's player shows: training step by step (N = 16, momentum 0.1), then the batch
+size, then the momentum (the tests draw each)."""
+
+
+def mode_pair_frame(
+    axes,
+    *,
+    runs: Mapping,
+    X,
+    y,
+    box,
+    batch_size: int = 16,
+    momentum: float | None = 0.1,
+    step: int = 300,
+    seed: int = 0,
+) -> dict:
+    """Frame function of chapter 5: one BN network in training mode (left) and in evaluation mode (right).
+
+    Left: the exact partition of the network after ``step`` steps with the statistics of one
+    mini-batch of ``batch_size`` training points (drawn with a generator seeded by ``seed``), as BN
+    computes them in training mode. Right: the same weights with the running statistics that
+    torch would hold with ``momentum``, as used at test time; the left panel's decision boundary is
+    drawn there too, dashed, and the title says how far the two decision boundaries lie apart
+    (:func:`bnlib.geometry.boundary_displacement`, in units of the RMS radius of ``X``). Nothing is
+    trained here: the chapter records the runs once
+    (:func:`bnlib.experiments.ch5_real.record_run`) and binds them with :func:`functools.partial`.
+
+    Parameters
+    ----------
+    axes
+        Two matplotlib axes, or one (it is then split into two side by side, for
+        :func:`bnlib.widgets.live`).
+    runs
+        Mapping ``batch_size -> RecordedRun`` (anything with ``snapshots`` and
+        ``network(step, momentum)``).
+    X, y
+        Training points (n, 2) and labels (n,): drawn, and the population of the mini-batch.
+    box
+        The window ``(xmin, xmax, ymin, ymax)``.
+    batch_size, momentum, step
+        The state: a key of ``runs``, a momentum in [0, 1] (None: cumulative average), a recorded step.
+    seed
+        Seeds the mini-batch of the left panel.
+
+    Returns
+    -------
+    dict
+        ``train`` and ``eval`` (the two :class:`bnlib.Partition`) and ``shift`` (the distance between
+        their decision boundaries in RMS radii; NaN if one of them has none in the box).
+
+    Raises
+    ------
+    ValueError
+        If ``batch_size`` is not a key of ``runs``, ``step`` not a recorded step, or ``axes`` not one or
+        two axes.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from bnlib import data
+    >>> from bnlib.experiments.ch5_real import record_run
+    >>> X, y = data.moons(64, seed=0)
+    >>> runs = {8: record_run(X, y, widths=[2, 4], n_classes=1, batch_size=8, steps=3, seed=0, at=[0, 3])}
+    >>> fig, axes = plt.subplots(1, 2)
+    >>> out = mode_pair_frame(axes, runs=runs, X=X, y=y, box=(-2, 3, -2, 2), batch_size=8, step=3)
+    >>> sorted(out), axes[0].get_title().splitlines()[0]
+    (['eval', 'shift', 'train'], 'training mode, step 3')
+    >>> plt.close(fig)
+    """
+    from .geometry import boundary_displacement, rms_radius
+
+    func = "mode_pair_frame"
+    if batch_size not in runs:
+        raise ValueError(f"The 'batch_size' parameter of {func} must be one of the recorded runs "
+                         f"{sorted(runs)}; got {batch_size!r}.")
+    run = runs[batch_size]
+    if step not in run.snapshots:
+        raise ValueError(f"The 'step' parameter of {func} must be a recorded step, one of "
+                         f"{sorted(run.snapshots)}; got {step!r}.")
+    X = check_points(X, 2, "X", func, at_least=2)
+    seed = check_seed(seed, "seed", func)
+    flat = list(np.atleast_1d(axes).ravel())
+    if len(flat) == 1:  # one axes (a live widget's): split it into two panels
+        fig, spec = flat[0].figure, flat[0].get_subplotspec()
+        flat[0].remove()
+        flat = [fig.add_subplot(s) for s in spec.subgridspec(1, 2)]
+        fig.set_size_inches(max(fig.get_size_inches()[0], 8.4), fig.get_size_inches()[1])
+    if len(flat) != 2:
+        raise ValueError(f"The 'axes' parameter of {func} must be one or two axes; got {len(flat)}.")
+    net = run.network(step, momentum)
+    B = X[np.random.default_rng(seed).choice(len(X), batch_size, replace=False)]
+    train = partition(net, box, batch=B)
+    evaluation = partition(net, box)
+    a, b = train.decision_boundary(), evaluation.decision_boundary()
+    shift = boundary_displacement(a, b) / rms_radius(X) if len(a) and len(b) else float("nan")
+    plot_partition(train, flat[0], data=X, labels=y, decision=True)
+    flat[0].set_title(f"training mode, step {step}\nstatistics of one batch of N = {batch_size}", fontsize=9)
+    plot_partition(evaluation, flat[1], data=X, labels=y, decision=True)
+    if len(a):
+        flat[1].add_collection(LineCollection(a, colors="black", linewidths=1.2, linestyles="--", zorder=3.5))
+    name = "cumulative average" if momentum is None else f"momentum {momentum:g}"
+    flat[1].set_title(f"evaluation mode: running statistics, {name}\ndecision boundaries "
+                      f"{shift:.2f} radii apart (dashed: left's)", fontsize=9)
+    return {"train": train, "eval": evaluation, "shift": float(shift)}

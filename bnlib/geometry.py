@@ -10,7 +10,9 @@ Three kinds of things live here:
 * **Distances in input space.** :func:`local_distance` is the local-linear formula
   ``|h(x)| / ||grad h(x)||`` (any input dimension); :func:`ray_distance` is the exact distance
   along a direction to the first boundary (any input dimension, using that along a ray the
-  network is affine up to its first boundary).
+  network is affine up to its first boundary). :func:`distance_by_bisection` works for any
+  network (LayerNorm, GroupNorm: not piecewise affine) by scanning rays and bisecting;
+  :func:`boundary_displacement` says how far apart two sets of boundary segments lie.
 * **The partition as a code of the data.** :func:`regions_hit` and :func:`quantization_error`.
 
 Region density near the data (:class:`Ellipse`, :func:`region_density`) is
@@ -47,6 +49,8 @@ __all__ = [
     "regions_hit",
     "quantization_error",
     "rms_radius",
+    "distance_by_bisection",
+    "boundary_displacement",
 ]
 
 # ----------------------------------------------------------------------------------------
@@ -490,3 +494,234 @@ def rms_radius(X) -> float:
     if X.ndim != 2 or len(X) < 2 or not np.all(np.isfinite(X)):
         raise ValueError(f"X must be a finite (n, d) array with n >= 2; got shape {X.shape}")
     return float(np.sqrt(((X - X.mean(0)) ** 2).sum(1).mean()))
+
+
+# ----------------------------------------------------------------------------------------
+# distances for any network: bisection along rays (chapter 5)
+
+
+def _ray_directions(directions, n: int, d: int, seed: int, func: str) -> np.ndarray:
+    """The rays of :func:`distance_by_bisection` as unit vectors, shape (n, m, d)."""
+    import torch  # noqa: F401  (torch is imported by the model anyway)
+
+    from ._validation import check_int
+
+    if isinstance(directions, (int, np.integer)) and not isinstance(directions, (bool, np.bool_)):
+        m = check_int(directions, "directions", func, at_least=1)
+        rng = np.random.default_rng(seed)
+        if d == 2:  # evenly spaced angles, turned by a random offset per point
+            angles = rng.uniform(0, 2 * np.pi, (n, 1)) + 2 * np.pi * np.arange(m) / m
+            U = np.stack([np.cos(angles), np.sin(angles)], axis=2)
+        else:
+            U = rng.standard_normal((n, m, d))
+    else:
+        try:
+            U = np.asarray(directions, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"The 'directions' parameter of {func} must be a number of rays or an array of "
+                             f"shape (n, d) or (n, m, d); got {type(directions).__name__}.") from None
+        if U.ndim == 2:
+            U = U[:, None, :]
+        if U.ndim != 3 or U.shape[0] != n or U.shape[2] != d or U.shape[1] < 1:
+            raise ValueError(f"The 'directions' parameter of {func} must be an array of shape ({n}, {d}) or "
+                             f"({n}, m, {d}), one or m rays per point; got shape {U.shape}.")
+        if not np.all(np.isfinite(U)):
+            raise ValueError(f"The 'directions' parameter of {func} must hold finite numbers.")
+    norm = np.linalg.norm(U, axis=2, keepdims=True)
+    if np.any(norm == 0):
+        raise ValueError(f"The 'directions' parameter of {func} must hold non-zero vectors.")
+    return U / norm
+
+
+def _boundary_code(model: nn.Module, boundary: str):
+    """A function points -> code (n, c): two points share a code iff no boundary separates them locally."""
+    import torch
+
+    acts = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    if boundary == "units" and not acts:
+        raise ValueError("distance_by_bisection(boundary='units') needs a model with ReLU or LeakyReLU "
+                         "modules (their inputs' signs are the units' sides)")
+    dtype = next(model.parameters()).dtype
+
+    def code(P: np.ndarray) -> np.ndarray:
+        signs = []
+        hooks = [a.register_forward_hook(lambda mod, inp, out: signs.append((inp[0] > 0).numpy()))
+                 for a in acts] if boundary == "units" else []
+        try:
+            with torch.no_grad():
+                out = model(torch.as_tensor(P, dtype=dtype))
+        finally:
+            for h in hooks:
+                h.remove()
+        if boundary == "units":
+            return np.concatenate([s.reshape(len(P), -1) for s in signs], axis=1)
+        out = out.numpy()
+        return (out[:, :1] > 0) if out.shape[1] == 1 else out.argmax(1)[:, None]
+
+    return code
+
+
+def distance_by_bisection(
+    model: nn.Module,
+    X,
+    directions=64,
+    *,
+    max_distance: float,
+    boundary: str = "units",
+    n_steps: int = 64,
+    tol: float = 1e-6,
+    seed: int = 0,
+) -> np.ndarray:
+    """Distance from each point to the nearest boundary along rays, for any network: scan, then bisect.
+
+    Along each ray ``x + t u`` the network is evaluated at ``n_steps`` evenly spaced ``t`` up to
+    ``max_distance``; the first step where the *code* of the point differs from the code of ``x``
+    brackets a boundary, and bisection narrows the bracket to ``tol``. The code is the sign
+    pattern of every activation's input (``boundary="units"``: every unit's boundary, for any
+    normalization layer, LayerNorm and GroupNorm included, which the exact engine refuses) or the
+    predicted class (``boundary="decision"``). A point's distance is the smallest over its rays.
+    Two caveats: the scan can miss a boundary that the ray crosses twice within one step (a thin
+    sliver, or a curved boundary grazed), so a finer ``n_steps`` is safer; and the smallest
+    distance over finitely many rays is an upper bound of the Euclidean distance to the nearest
+    boundary (close to it in the plane with many rays; in high dimension random rays are nearly
+    orthogonal to a boundary's normal, so read it as a distance *along random directions*).
+
+    The model is evaluated in float64 and in ``eval()`` mode on a copy (BN: its running
+    statistics; pass :func:`bnlib.nets.precise_batchnorm` of it for statistics of a data set).
+
+    Parameters
+    ----------
+    model
+        A torch model with ``ReLU`` or ``LeakyReLU`` activations (any other modules).
+    X
+        Points (n, d).
+    directions
+        An integer ``m``: ``m`` rays per point (in the plane evenly spaced angles turned by a
+        seeded random offset per point, in higher dimension seeded Gaussian directions); or an
+        array (n, d) of one ray per point, or (n, m, d). Directions are normalised.
+    max_distance
+        How far to look along each ray, > 0.
+    boundary
+        ``"units"`` (every hidden unit's boundary) or ``"decision"`` (the decision boundary).
+    n_steps
+        Evenly spaced evaluations along each ray before bisection, >= 1.
+    tol
+        Width of the final bracket, > 0.
+    seed
+        Seeds the random directions (when ``directions`` is an integer).
+
+    Returns
+    -------
+    ndarray (n,)
+        The distances (the outer end of the final bracket); ``inf`` where no ray meets a boundary
+        within ``max_distance``.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not a finite (n, d) array matching the model, ``directions`` has the wrong shape
+        or a zero vector, ``max_distance``, ``n_steps`` or ``tol`` is not positive, ``boundary`` is
+        unknown, or the model has no activation module for ``boundary="units"``.
+
+    Examples
+    --------
+    >>> from bnlib import MLP, partition
+    >>> net = MLP([2, 4, 4], seed=0)
+    >>> x, u = np.array([[0.1, 0.2]]), np.array([[1.0, 0.0]])
+    >>> t = partition(net, (-3, 3, -3, 3)).crossings(x[0], x[0] + 2 * u[0])[0]   # exact, from the partition
+    >>> d = distance_by_bisection(net, x, u, max_distance=2.0, n_steps=200, tol=1e-9)
+    >>> bool(np.isclose(d[0], 2 * t, atol=1e-8))
+    True
+    """
+    import copy
+
+    import torch
+
+    from ._validation import check_choice, check_int, check_number, check_seed
+
+    func = "distance_by_bisection"
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"The 'model' parameter of {func} must be a torch.nn.Module; got {type(model).__name__}.")
+    first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
+    P = check_points(X, first.in_features if first is not None else None, "X", func)
+    max_distance = check_number(max_distance, "max_distance", func, low=0, low_open=True)
+    n_steps = check_int(n_steps, "n_steps", func, at_least=1)
+    tol = check_number(tol, "tol", func, low=0, low_open=True)
+    boundary = check_choice(boundary, "boundary", func, ("units", "decision"))
+    seed = check_seed(seed, "seed", func)
+    n, d = P.shape
+    U = _ray_directions(directions, n, d, seed, func)
+    m = U.shape[1]
+    net = copy.deepcopy(model).double().eval()
+    code = _boundary_code(net, boundary)
+    origin = np.repeat(P, m, axis=0)  # one row per ray
+    V = U.reshape(n * m, d)
+    c0 = code(origin)
+    lo = np.zeros(n * m)
+    hi = np.full(n * m, np.inf)
+    step = max_distance / n_steps
+    active = np.arange(n * m)
+    for j in range(1, n_steps + 1):  # scan: the first step whose code differs brackets a boundary
+        if not len(active):
+            break
+        t = j * step
+        changed = np.any(code(origin[active] + t * V[active]) != c0[active], axis=1)
+        hit = active[changed]
+        lo[hit], hi[hit] = t - step, t
+        active = active[~changed]
+    found = np.flatnonzero(np.isfinite(hi))
+    for _ in range(int(np.ceil(np.log2(step / tol))) if len(found) else 0):  # bisection
+        mid = 0.5 * (lo[found] + hi[found])
+        same = ~np.any(code(origin[found] + mid[:, None] * V[found]) != c0[found], axis=1)
+        lo[found] = np.where(same, mid, lo[found])
+        hi[found] = np.where(same, hi[found], mid)
+    return hi.reshape(n, m).min(axis=1)
+
+
+def boundary_displacement(segments_a, segments_b, *, n_points: int = 400) -> float:
+    """How far apart two sets of boundary segments lie: a symmetric median distance.
+
+    Points are spread evenly along the segments of ``a`` (by length), and the median of their
+    distances to the nearest segment of ``b`` is taken; the same from ``b`` to ``a``; the result is
+    the mean of the two medians. It is 0 when the two sets coincide, and for two parallel lines
+    of equal length at distance ``s`` it is ``s``. Used to say how far a BN network's boundaries
+    move between training mode and evaluation mode (chapter 5).
+
+    Parameters
+    ----------
+    segments_a, segments_b
+        Arrays (k, 2, 2) of segments in the plane (``Partition.boundaries(...).points`` or
+        ``Partition.decision_boundary()``); neither may be empty.
+    n_points
+        Points spread along each set, >= 1.
+
+    Examples
+    --------
+    >>> a = np.array([[[0.0, 0.0], [1.0, 0.0]]])
+    >>> b = np.array([[[0.0, 0.5], [1.0, 0.5]]])
+    >>> boundary_displacement(a, b), boundary_displacement(a, a)
+    (0.5, 0.0)
+    """
+    from ._validation import check_int
+
+    n_points = check_int(n_points, "n_points", "boundary_displacement", at_least=1)
+    sets = []
+    for name, seg in (("segments_a", segments_a), ("segments_b", segments_b)):
+        S = np.asarray(seg, dtype=np.float64)
+        if S.ndim != 3 or S.shape[1:] != (2, 2) or not len(S) or not np.all(np.isfinite(S)):
+            raise ValueError(f"The {name!r} parameter of boundary_displacement must be a non-empty finite array "
+                             f"of shape (k, 2, 2); got shape {S.shape}.")
+        sets.append(S)
+
+    def spread(S):
+        length = np.linalg.norm(S[:, 1] - S[:, 0], axis=1)
+        cum = np.concatenate([[0.0], np.cumsum(length)])
+        if cum[-1] == 0:
+            return S[:, 0]
+        s = (np.arange(n_points) + 0.5) / n_points * cum[-1]
+        i = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(S) - 1)
+        f = (s - cum[i]) / np.maximum(length[i], 1e-300)
+        return S[i, 0] + f[:, None] * (S[i, 1] - S[i, 0])
+
+    a, b = sets
+    return float(0.5 * (np.median(distance_to_segments(spread(a), b)) + np.median(distance_to_segments(spread(b), a))))

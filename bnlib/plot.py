@@ -30,6 +30,7 @@ __all__ = [
     "use_style",
     "plot_partition",
     "plot_layers",
+    "plot_sampled_boundaries",
     "legend_handles",
     "forest",
 ]
@@ -61,12 +62,14 @@ ARM_STYLES = {
     "lsuv_unit": {"color": OKABE_ITO["reddish purple"], "label": "LSUV per unit", "linestyle": "--"},
     "dropout": {"color": OKABE_ITO["reddish purple"], "label": "dropout", "linestyle": "-."},
     "noise": {"color": OKABE_ITO["blue"], "label": "BN's noise, no BN", "linestyle": ":"},
+    "layernorm": {"color": OKABE_ITO["reddish purple"], "label": "LayerNorm", "linestyle": "-"},
+    "groupnorm": {"color": OKABE_ITO["sky blue"], "label": "GroupNorm", "linestyle": "--"},
 }
 """Every arm of the book's experiments: its colour, label and line style, the same in every chapter.
 
 Orange is always a network without BN and green a network with BN; a variant of an arm (a
 control, another evaluation) keeps its colour with another line style. Arms that never share a
-figure may share a colour (LSUV in chapter 3 and dropout in chapter 4). The He-initialised
+figure may share a colour (LSUV in chapter 3, dropout in chapter 4 and LayerNorm in chapter 5). The He-initialised
 control (chapter 2) is vermillion, the decision boundary's colour: it appears only in figures
 of measurements, which draw no decision boundary.
 """
@@ -171,6 +174,88 @@ def plot_partition(
     _segments(ax, seg.points[seg.layer == layer], LAYER_COLOR, 1.3, 2)
     if decision:
         _segments(ax, part.decision_boundary(), DECISION_COLOR, 2.4, 3)
+    if data is not None:
+        X = np.asarray(data, dtype=np.float64)
+        if labels is None:
+            ax.scatter(X[:, 0], X[:, 1], s=7, c="black", zorder=4, linewidths=0)
+        else:
+            colors = np.array(CLASS_COLORS)[np.asarray(labels) % len(CLASS_COLORS)]
+            ax.scatter(X[:, 0], X[:, 1], s=12, c=colors, edgecolors="black", linewidths=0.4, zorder=4)
+    ax.set_xlim(xmin, xmax)
+    ax.set_ylim(ymin, ymax)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=8)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_sampled_boundaries(
+    model,
+    ax=None,
+    *,
+    box,
+    data=None,
+    labels=None,
+    decision: bool = True,
+    resolution: int = 301,
+    title: str | None = None,
+):
+    """Draw a 2-input network's boundaries by sampling it on a grid: for networks the exact engine refuses.
+
+    Every unit's boundary is the zero level set of its activation's input (the inputs of every
+    ``ReLU``/``LeakyReLU`` module, read by forward hooks), traced by ``contour`` on a
+    ``resolution`` x ``resolution`` grid of ``box``: the last hidden layer's in blue, earlier
+    layers' in gray, the decision boundary (a single output's zero level) in vermillion, as
+    :func:`plot_partition` draws an exact partition. Curved boundaries (LayerNorm, GroupNorm)
+    come out curved; straight ones are accurate to the grid's spacing. The model is evaluated in
+    ``eval()`` mode, in float64, on a copy.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from bnlib import MLP
+    >>> ax = plot_sampled_boundaries(MLP([2, 4], n_classes=1, seed=0), box=(-2, 2, -2, 2), resolution=41)
+    >>> len(ax.collections) >= 1
+    True
+    >>> plt.close("all")
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    from ._validation import check_box, check_int
+
+    xmin, xmax, ymin, ymax = check_box(box, "box", "plot_sampled_boundaries")
+    resolution = check_int(resolution, "resolution", "plot_sampled_boundaries", at_least=3)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    net = copy.deepcopy(model).double().eval()
+    acts = [m for m in net.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    gx, gy = np.meshgrid(np.linspace(xmin, xmax, resolution), np.linspace(ymin, ymax, resolution))
+    grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], axis=1))
+    inputs = []
+    hooks = [a.register_forward_hook(lambda mod, inp, out: inputs.append(inp[0].numpy())) for a in acts]
+    try:
+        with torch.no_grad():
+            out = net(grid).numpy()
+    finally:
+        for h in hooks:
+            h.remove()
+    for i, h in enumerate(inputs):
+        color, lw, z = (LAYER_COLOR, 1.3, 2) if i == len(inputs) - 1 else (EARLIER_COLOR, 0.7, 1)
+        h = h.reshape(len(grid), -1)
+        for k in range(h.shape[1]):
+            values = h[:, k].reshape(gx.shape)
+            if values.min() < 0 < values.max():
+                ax.contour(gx, gy, values, levels=[0.0], colors=[color], linewidths=lw, zorder=z)
+    if decision and out.shape[1] == 1 and out.min() < 0 < out.max():
+        ax.contour(gx, gy, out[:, 0].reshape(gx.shape), levels=[0.0], colors=[DECISION_COLOR], linewidths=2.4,
+                   zorder=3)
     if data is not None:
         X = np.asarray(data, dtype=np.float64)
         if labels is None:

@@ -457,3 +457,94 @@ def test_bn_partition_moves_and_scales_with_the_data_without_eps(scale, shift):
 # the frame function
 
 
+
+
+# --- chapter 5: distances along rays for any network, and between two sets of boundaries ----------
+
+def test_distance_by_bisection_matches_the_exact_partition_along_each_ray():
+    net = bnlib.MLP([2, 8, 8], negative_slope=0.0, n_classes=1, seed=3)  # a ReLU network
+    part = bnlib.partition(net, (-4, 4, -4, 4))
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (40, 2))
+    U = rng.standard_normal((40, 2))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    d = g.distance_by_bisection(net, X, U, max_distance=2.0, n_steps=400, tol=1e-10)
+    for x, u, dist in zip(X, U, d):
+        t = part.crossings(x, x + 2.0 * u)  # exact crossings of the segment, as fractions of its length
+        assert (np.isinf(dist) and not len(t)) or np.isclose(dist, 2.0 * t[0], atol=1e-8)
+
+
+def test_distance_by_bisection_over_many_rays_approaches_the_euclidean_distance():
+    net = bnlib.MLP([2, 6, 6], negative_slope=0.0, seed=1)
+    part = bnlib.partition(net, (-5, 5, -5, 5))
+    X = np.random.default_rng(1).uniform(-1, 1, (30, 2))
+    exact = part.distance_to_boundary(X)
+    d = g.distance_by_bisection(net, X, 720, max_distance=3.0, n_steps=300, tol=1e-10)
+    assert np.all(d >= exact - 1e-8)  # a ray's distance is never shorter than the Euclidean one
+    # the best of 720 evenly spaced rays is within 1/cos(pi/720) of the distance to a line
+    assert np.all(d <= exact / np.cos(np.pi / 720) + 1e-6)
+
+
+def test_distance_by_bisection_decision_boundary_and_other_norms():
+    net = bnlib.MLP([2, 8], n_classes=1, seed=0)
+    part = bnlib.partition(net, (-6, 6, -6, 6))
+    X = np.random.default_rng(2).uniform(-1, 1, (20, 2))
+    exact = bnlib.distance_to_segments(X, part.decision_boundary())  # the box holds every nearest point
+    d = g.distance_by_bisection(net, X, 720, max_distance=6.0, boundary="decision", n_steps=300, tol=1e-10)
+    # never below the Euclidean distance; above it only by the gap between rays (the nearest point of a
+    # folded boundary may be a kink, where the best ray overshoots more than for a line)
+    assert np.all(d >= exact - 1e-8) and np.all(d <= 1.01 * exact)
+    # any network: a LayerNorm layer (one unit's boundary checked by brute force along the ray)
+    ln = nn.Sequential(nn.Linear(2, 4), nn.LayerNorm(4), nn.LeakyReLU(0.1))
+    with torch.no_grad():
+        ln[1].bias.copy_(torch.tensor([0.5, -0.3, 0.2, 0.0]))
+    reference = copy.deepcopy(ln[:2]).double()
+    t = np.linspace(0, 5.0, 200_001)
+    met = 0
+    for angle in np.linspace(0, 2 * np.pi, 12, endpoint=False):
+        x, u = np.array([[0.2, 0.1]]), np.array([[np.cos(angle), np.sin(angle)]])
+        d = g.distance_by_bisection(ln, x, u, max_distance=5.0, n_steps=500, tol=1e-9)[0]
+        with torch.no_grad():
+            h = reference(torch.as_tensor(x + t[:, None] * u)).numpy()
+        changed = np.flatnonzero(np.any(np.sign(h) != np.sign(h[0]), axis=1))
+        if len(changed):
+            met += 1
+            assert abs(d - t[changed[0]]) < 5e-5
+        else:
+            assert np.isinf(d)
+    assert met >= 6
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(X=np.zeros((3, 3))), "shape"),
+    (dict(X=np.array([[np.nan, 0.0]])), "finite"),
+    (dict(directions=np.zeros((2, 2))), "non-zero"),
+    (dict(directions=np.ones((3, 2))), "shape"),
+    (dict(max_distance=0.0), "max_distance"),
+    (dict(n_steps=0), "n_steps"),
+    (dict(tol=-1.0), "tol"),
+    (dict(boundary="margin"), "boundary"),
+])
+def test_distance_by_bisection_validates(kwargs, message):
+    args = dict(X=np.zeros((2, 2)), directions=4, max_distance=1.0)
+    args.update(kwargs)
+    X, directions = args.pop("X"), args.pop("directions")
+    with pytest.raises(ValueError, match=message):
+        g.distance_by_bisection(bnlib.MLP([2, 3], seed=0), X, directions, **args)
+
+
+def test_distance_by_bisection_needs_activations_for_units():
+    with pytest.raises(ValueError, match="ReLU"):
+        g.distance_by_bisection(nn.Sequential(nn.Linear(2, 1)), np.zeros((1, 2)), 4, max_distance=1.0)
+
+
+def test_boundary_displacement():
+    line = np.array([[[-1.0, 0.0], [1.0, 0.0]]])
+    assert g.boundary_displacement(line, line) == 0.0
+    assert np.isclose(g.boundary_displacement(line, line + [0.0, 0.3]), 0.3)
+    # symmetric, and split segments describe the same set
+    split = np.array([[[-1.0, 0.2], [0.0, 0.2]], [[0.0, 0.2], [1.0, 0.2]]])
+    assert np.isclose(g.boundary_displacement(line, split), g.boundary_displacement(split, line))
+    assert np.isclose(g.boundary_displacement(line, split), 0.2)
+    with pytest.raises(ValueError, match="non-empty"):
+        g.boundary_displacement(line, np.zeros((0, 2, 2)))
