@@ -6,7 +6,8 @@ Trains every arm (plain, BN, dropout, BN's noise without BN) on the two moons (e
 on the digits (local-linear margin) at every batch size, for the same number of steps, and the
 plain network against BN's noise of a batch of 4 or 16 in full-batch training; every network's
 row (one per task, arm, batch size and seed; a BN network measured with its running statistics
-and with precise statistics) goes to bnlib/experiments/batch_noise_full.json (package data: `ch4_noise.saved_run()`), which chapter 4 loads,
+and with precise statistics) goes to bnlib/experiments/batch_noise_full.json (package data, loaded by
+`bnlib.experiments.saved_run`), which chapter 4 loads,
 compares (paired by seed), draws and checks. Prints the arms' differences from the plain network.
 Takes about 13 minutes of CPU time (--jobs splits the work over processes by task and batch
 size; every network is seeded, so the result does not depend on the split).

@@ -2,8 +2,8 @@
 
     python benchmarks/real_networks_full.py [--seeds 10] [--out PATH]
 
-Three tables go to experiments/real_networks_full.json, which chapter 5 loads, compares (paired by
-seed), draws and checks; every network is seeded, so a rerun gives the same file.
+Three tables go to bnlib/experiments/real_networks_full.json (package data, loaded by
+`bnlib.experiments.saved_run`), which chapter 5 loads, compares (paired by seed), draws and checks; every network is seeded, so a rerun gives the same file.
 
 * ``modes``: a BN network on the spirals trained for the same number of steps at each batch size
   (:func:`bnlib.experiments.ch5_real.mode_experiment`): test accuracy with the statistics of one
@@ -33,7 +33,7 @@ import torch
 import bnlib
 from bnlib.experiments.ch5_real import ARMS, mode_experiment, ray_distances, train_arms, unit_geometry
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "real_networks_full.json"
+OUT = pathlib.Path(__file__).resolve().parent.parent / "bnlib" / "experiments" / "real_networks_full.json"
 
 SPIRALS = dict(n=300, turns=1.0, noise=0.03)
 """The 2-D task: two spiral arms around the origin, training and test sets drawn with seeds 0 and 1."""

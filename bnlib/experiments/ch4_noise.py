@@ -30,7 +30,7 @@ from ..stats import as_frame, holm_verdicts, paired_difference
 from ..train import accuracy, fit
 
 __all__ = ["ARMS", "BUDGETS", "VALUES", "build_network", "margin_experiment", "precise_arms", "versus",
-           "holm_verdicts", "saved_run"]
+           "holm_verdicts"]
 
 _BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} networks"  # no timings: outputs stay reproducible
 
@@ -319,23 +319,3 @@ def versus(
                              "mean": d["mean"], "lo": d["lo"], "hi": d["hi"], "p": d["p"],
                              "points": points.to_numpy()})
     return pd.DataFrame(rows, columns=[*by, "arm", "value", "n", "mean", "lo", "hi", "p", "points"])
-
-
-def saved_run() -> dict:
-    """The saved output of the larger run, ``benchmarks/batch_noise_full.py``: ``{"setup", "runs"}``.
-
-    ``setup`` describes the run (seeds, steps, tasks, optimizer); ``runs`` holds one row per
-    trained network (column name -> list), as :func:`margin_experiment` returns them. The file
-    ships with bnlib (package data), so the chapter finds it wherever bnlib is installed; the
-    script rewrites it.
-
-    Examples
-    --------
-    >>> run = saved_run()
-    >>> sorted(run), {"arm", "seed", "batch_size", "margin"} <= set(run["runs"])
-    (['runs', 'setup'], True)
-    """
-    import json
-    from importlib import resources
-
-    return json.loads(resources.files(__package__).joinpath("batch_noise_full.json").read_text())
