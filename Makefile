@@ -63,9 +63,10 @@ test-unit: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/unit bnlib
 
 # The book as one PDF (tools/pdf.py): the pages `make book` built, in _toc.yml order, printed by Debian's
-# chromium (math, figures, the players' first frames) and joined by poppler's pdfunite. It prints the
+# chromium (math, figures, the players' first frames) and joined by pypdf, with an outline (each page
+# and its sections) and every link within the book resolved to a page of the PDF. It prints the
 # existing HTML (no second Sphinx build, which would execute every notebook again); it builds the book
-# only when there is none. Needs chromium and poppler-utils (.ci/run installs them).
+# only when there is none. Needs chromium (.ci/run installs it); the PDF's test also needs poppler-utils.
 pdf: $(STAMP)
 	test -f _build/html/index.html || $(MAKE) book
 	$(BIN)/python tools/pdf.py
