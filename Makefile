@@ -45,10 +45,13 @@ vendor: $(VENDOR)
 # A full build every time: --all makes Sphinx re-read every page, so every notebook is
 # executed again (execute_notebooks: force acts only on pages Sphinx reads; without --all an
 # unchanged chapter would keep the outputs of an older bnlib). _build/html is removed so that
-# no page of an earlier build (a renamed chapter) lingers.
+# no page of an earlier build (a renamed chapter) lingers. tools/reader_copy.py then writes each
+# chapter's reader's copy (plain Markdown + LaTeX, for Colab and plain Jupyter) where the page's
+# download button points, and points the Colab button at it.
 book: $(STAMP) $(VENDOR)
 	rm -rf _build/html _build/jupyter_execute
 	$(BIN)/jupyter-book build -W --keep-going --all .
+	$(BIN)/python tools/reader_copy.py
 
 # nbval re-executes the notebooks the book build just executed (_build/jupyter_execute keeps their
 # outputs), on ONE thread while the build used all cores: every cell must run, and the cells marked
