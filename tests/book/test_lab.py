@@ -6,6 +6,8 @@ committed notebooks), with `experiments/` beside them as in the repository. For 
   role such as {term}`...`, a directive fence, a `(label)=` target): the oracle is the rendered
   text in the browser, not the notebook's source;
 - the chapter runs top to bottom (Run All), the kernel goes idle, and no cell has an error output;
+- {glue:text} values and {cite} keys, which jupyterlab-myst 2.7 shows as bare names (it has no glue
+  and no bibliography), make the test an expected failure (xfail) after every other check passed;
 - every live widget (an ipywidgets interact with an image output) redraws when each of its
   controls moves one step: the image changes. The time from the key press to the new image is
   recorded and printed per widget (never asserted: STYLE.md; benchmarks/widgets.py measures the
@@ -52,6 +54,10 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "chapters", root / "chapters")
     (root / "experiments").symlink_to(ROOT / "experiments")
+    # Every cell in the page (no windowing), so that every rendered markdown cell can be read.
+    settings = root / ".settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port = _free_port()
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
            "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
@@ -204,6 +210,16 @@ def test_chapter_in_jupyterlab(chapter, lab, browser, capsys):
         assert not failed, f"{chapter.name}: cells raised {failed[:3]}"
         raw = _raw_myst(page)
         assert not raw, f"{chapter.name}: rendered markdown shows MyST syntax: {raw[:5]}"
+        # What jupyterlab-myst 2.7 cannot resolve inside one notebook and shows as a bare name, not
+        # as role syntax: {glue:text} (no glue in JupyterLab) and {cite} (no bibliography). Known
+        # gaps (see the report of issue 17): reported as an expected failure after the checks below.
+        source = "\n".join("".join(c["source"]) for c in __import__("json").loads(chapter.read_text())["cells"]
+                           if c["cell_type"] == "markdown")
+        names = set(re.findall(r"\{glue:text\}`([^`:]+)", source)) | \
+            {k.strip() for ks in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", source) for k in ks.split(",")}
+        shown = "\n".join(page.evaluate("() => Array.from(document.querySelectorAll('.jp-MarkdownCell'))"
+                                        ".map(c => c.innerText)"))
+        bare = sorted(n for n in names if re.search(rf"\b{re.escape(n)}\b", shown))
         widgets = _widgets(page)
         assert widgets, f"{chapter.name}: no live widget found"
         for w in widgets:
@@ -214,5 +230,8 @@ def test_chapter_in_jupyterlab(chapter, lab, browser, capsys):
                 ms = [t * 1e3 for t in w["times"]]
                 print(f"\n  {chapter.stem} widget {w['widget']}: {len(ms)} moves, browser-side redraw "
                       f"median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms")
+        if bare:
+            pytest.xfail(f"{chapter.name}: shown as bare names in JupyterLab (glue values, citation keys): "
+                         f"{len(bare)}, e.g. {bare[:4]}")
     finally:
         context.close()
