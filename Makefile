@@ -45,10 +45,13 @@ vendor: $(VENDOR)
 # A full build every time: --all makes Sphinx re-read every page, so every notebook is
 # executed again (execute_notebooks: force acts only on pages Sphinx reads; without --all an
 # unchanged chapter would keep the outputs of an older bnlib). _build/html is removed so that
-# no page of an earlier build (a renamed chapter) lingers.
+# no page of an earlier build (a renamed chapter) lingers. tools/reader_copy.py then writes each
+# chapter's reader's copy (plain Markdown + LaTeX, for Colab and plain Jupyter) where the page's
+# download button points, and points the Colab button at it.
 book: $(STAMP) $(VENDOR)
 	rm -rf _build/html _build/jupyter_execute
 	$(BIN)/jupyter-book build -W --keep-going --all .
+	$(BIN)/python tools/reader_copy.py
 
 # nbval re-executes the notebooks the book build just executed (_build/jupyter_execute keeps their
 # outputs), on ONE thread while the build used all cores: every cell must run, and the cells marked
@@ -63,9 +66,10 @@ test-unit: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/unit bnlib
 
 # The book as one PDF (tools/pdf.py): the pages `make book` built, in _toc.yml order, printed by Debian's
-# chromium (math, figures, the players' first frames) and joined by poppler's pdfunite. It prints the
+# chromium (math, figures, the players' first frames) and joined by pypdf, with an outline (each page
+# and its sections) and every link within the book resolved to a page of the PDF. It prints the
 # existing HTML (no second Sphinx build, which would execute every notebook again); it builds the book
-# only when there is none. Needs chromium and poppler-utils (.ci/run installs them).
+# only when there is none. Needs chromium (.ci/run installs it); the PDF's test also needs poppler-utils.
 pdf: $(STAMP)
 	test -f _build/html/index.html || $(MAKE) book
 	$(BIN)/python tools/pdf.py

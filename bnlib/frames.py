@@ -21,7 +21,7 @@ from .density import Ellipse
 from .nets import MLP
 from .partition import Partition, partition
 from .plot import ARM_STYLES, DECISION_COLOR, EARLIER_COLOR, LAYER_COLOR, OKABE_ITO, plot_partition
-from .widgets import sweep
+from .widgets import BACKGROUND, sweep
 
 __all__ = [
     "random_partition_frame",
@@ -403,12 +403,18 @@ def batch_band_frame(
     for c in ax.collections:  # fade the partition's lines so the band stands out
         if isinstance(c, LineCollection):
             c.set_alpha(0.35)
+    for artist in [*ax.collections, *ax.lines, *ax.patches]:
+        if artist.get_zorder() < 3:  # under the band (the data, drawn over it, is not)
+            artist.set_gid(BACKGROUND)  # the same for every batch size and seed: a live widget draws it once
     rng = np.random.default_rng(seed)
     boundaries = []
     for _ in range(n_batches):
         B = X[rng.choice(len(X), batch_size, replace=False)]
         seg = partition(model, box, batch=B).decision_boundary()
-        ax.plot(*np.transpose(seg, (2, 1, 0)), color=DECISION_COLOR, lw=1.4, alpha=0.6, zorder=3)
+        # One collection per batch, not a line per segment: a thousand Line2D per frame made a live
+        # widget's redraw take seconds. Caps and joins as Line2D's, so the picture is the same.
+        ax.add_collection(LineCollection(seg, colors=DECISION_COLOR, linewidths=1.4, alpha=0.6, zorder=3,
+                                         capstyle="projecting", joinstyle="round"), autolim=False)
         boundaries.append(seg)
     ax.set_title(f"batches of N = {batch_size}", fontsize=10)
     return boundaries

@@ -14,8 +14,19 @@ the pages `make book` already built instead:
    and footer navigation) plus PRINT_CSS below: A4 at 80 %, the book's title on top, the page's
    title and the page number within the whole PDF at the bottom (CSS margin boxes, PAGE_CSS);
 5. the root page is printed again with each toc entry's first page number in its contents list,
-   and poppler's `pdfunite` joins the per-page PDFs, in toc order, into `--out`. A report for
+   and pypdf joins the per-page PDFs, in toc order, into `--out`. A report for
    tests/book/test_pdf.py goes next to it (`.json`: page ranges, requests made, seconds).
+
+The outline and the links (pdfunite, used before, kept neither):
+- chromium prints each page with its own outline (`outline=True`: one entry per heading); the
+  joined PDF's outline has one entry per toc page (its title, at its first page) and under it the
+  page's section headings, in order, at their pages (the headings' text taken from the page, since
+  chromium's outline loses the space where a heading wraps);
+- every link is resolved to an explicit page and position of the joined PDF: a link within a page
+  (an equation, a figure, a proposition, a section) from chromium's named destinations of that page,
+  a link to another page of the book (a glossary term, another chapter's section) from the named
+  destinations of the page it points at (or its first page when the anchor is not there). Links to
+  pages that are not in the toc (the index, a source file) stop being links.
 
 What the printed book keeps and drops (PRINT_CSS, PREPARE_JS):
 - kept: the text, math, figures, the ipywidgets as rendered from their saved state, and each
@@ -25,25 +36,24 @@ What the printed book keeps and drops (PRINT_CSS, PREPARE_JS):
 - exercise solutions are printed, unfolded (on screen they sit in a folded dropdown; on paper a
   folded dropdown could never be opened, and the PDF is meant to be the whole book). Cells whose
   input is hidden (tag hide-input; none in the chapters today) stay folded: set-up, not content;
-- links to other pages of the book stop being links (the PDF is one standalone file and
-  127.0.0.1:<port> will not exist when it is read); links within a page and to other sites stay.
+- links to other pages of the book become links within the PDF (127.0.0.1:<port> will not exist
+  when it is read); links to other sites stay.
 
 Exits non-zero, with a message that says what to do, when the HTML folder (or a page of the toc in
-it), chromium, Playwright or poppler is missing, and writes no PDF when a page asked for another
-host, threw an error, or has an image that did not load or a TeX error.
+it), chromium, Playwright or pypdf is missing, and writes no PDF when a page asked for another
+host, threw an error, or has an image that did not load or a TeX error, and none when a link
+within the book cannot be resolved to a page of the PDF.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from offline_site import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, serve, toc_pages
 
@@ -51,6 +61,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HTML = ROOT / "_build" / "html"
 DEFAULT_OUT = ROOT / "_build" / "pdf" / "batch-normalization-explained.pdf"
 TIMEOUT_MS = 60_000
+# Links to another page of the book are printed to this (never fetched) address, then resolved into
+# links within the PDF: https://book-page.invalid/<index of the page in the toc>/<anchor>.
+PAGE_LINK = "https://book-page.invalid/"
 
 # Screen-only chrome the theme's print CSS leaves visible, and the players' controls.
 PRINT_CSS = """
@@ -84,6 +97,7 @@ PRINT_CSS = """
   /* Links that were made inert (other pages of the book) read as text. */
   a.pdf-inert { color: inherit !important; text-decoration: none !important; }
   .pdf-toc-page { float: right; color: #666; }
+  .pdf-contents-title { font-size: 1.5em; font-weight: bold; margin: 0.83em 0; }
 }
 """
 
@@ -100,10 +114,11 @@ PAGE_CSS = """
 @page:first { counter-increment: page %(first)d; }
 """
 
-# Unfold the solutions, load every image now, put the page number into the print title, and make
-# links to other pages of the book inert (entries of the book's contents get their page number).
+# Unfold the solutions, load every image now, put the page number into the print title, point
+# links to other pages of the book at PAGE_LINK (entries of the book's contents get their page
+# number) and make links to pages outside the book inert.
 PREPARE_JS = """
-([title, tocPages]) => {
+([title, tocPages, docIndex, pageLink]) => {
   for (const img of document.querySelectorAll('img')) { img.loading = 'eager'; }
   // sphinx-togglebutton: a folded admonition has class toggle-hidden; its button toggles it.
   for (const sol of document.querySelectorAll('.solution')) {
@@ -112,6 +127,13 @@ PREPARE_JS = """
     for (const d of sol.querySelectorAll('details')) d.open = true;
   }
   for (const d of document.querySelectorAll('details.solution')) d.open = true;
+  // The printed contents list's heading is no section of the page: keep it out of the outline.
+  for (const h of document.querySelectorAll('#jb-print-toc h2')) {
+    const p = document.createElement('p');
+    p.className = 'pdf-contents-title';
+    p.textContent = h.textContent.trim();
+    h.replaceWith(p);
+  }
   // sphinx-book-theme prints the title without the chapter number: use the page's own title.
   const printTitle = document.querySelector('#jb-print-docs-body > h1');
   if (printTitle && title) printTitle.textContent = title;
@@ -132,10 +154,14 @@ PREPARE_JS = """
       a.setAttribute('href', url.hash);
       continue;
     }
-    a.removeAttribute('href');
-    a.classList.add('pdf-inert');
-    inert += 1;
     const page = tocPages[url.pathname];
+    if (url.pathname in docIndex) {                        // another page of the book: a PDF link
+      a.setAttribute('href', pageLink + docIndex[url.pathname] + '/' + url.hash.slice(1));
+    } else {                                               // not printed (index, sources): text
+      a.removeAttribute('href');
+      a.classList.add('pdf-inert');
+      inert += 1;
+    }
     if (page && !url.hash && a.closest('.toctree-wrapper')) {
       const span = document.createElement('span');
       span.className = 'pdf-toc-page';
@@ -145,6 +171,14 @@ PREPARE_JS = """
   }
   return inert;
 }
+"""
+# The headings chromium puts in a page's outline (the visible ones, in order), as the page writes them.
+HEADINGS_JS = """
+() => Array.from(document.querySelectorAll('h1, h2, h3, h4, h5, h6, [role="heading"]'))
+  .filter(h => h.getClientRects().length > 0)
+  .map(h => { const c = h.cloneNode(true);
+              for (const a of c.querySelectorAll('a.headerlink')) a.remove();
+              return c.textContent.replace(/\\s+/g, ' ').trim(); })
 """
 SCALE = 0.8  # the screen layout's 16px text is 9.6pt on paper: closer to a printed book
 
@@ -175,8 +209,12 @@ class Printer:
             self.remote.append(url)
             route.abort("blockedbyclient")
 
-    def print_page(self, url: str, out: Path, first_page: int, toc_pages: dict[str, int]) -> str:
-        """Print one page to `out`, numbered from `first_page`; return its title."""
+    def print_page(self, url: str, out: Path, first_page: int, toc_pages: dict[str, int],
+                   doc_index: dict[str, int]) -> tuple[str, list[str]]:
+        """Print one page to `out`, numbered from `first_page`; return its title and headings.
+
+        `doc_index` maps the path of each page of the toc (``/chapters/x.html``) to its index.
+        """
         page = self.context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{url}: {exc}"))
         try:
@@ -186,7 +224,7 @@ class Printer:
                 page.wait_for_selector(".jupyter-widgets", timeout=TIMEOUT_MS)
                 page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
             title = page.title().split("\u2014")[0].strip() or url
-            page.evaluate(PREPARE_JS, [title, toc_pages])
+            page.evaluate(PREPARE_JS, [title, toc_pages, doc_index, PAGE_LINK])
             page.add_style_tag(content=PRINT_CSS)
             page.add_style_tag(content=PAGE_CSS % {"title": _css_string(title), "first": first_page})
             self._wait_for_math(page)
@@ -203,9 +241,10 @@ class Printer:
             if errors:
                 self.errors.append(f"{url}: TeX errors {errors}")
             page.emulate_media(media="print")
+            headings = page.evaluate(HEADINGS_JS)
             page.pdf(path=str(out), prefer_css_page_size=True, print_background=True,
-                     scale=SCALE, tagged=True)
-            return title
+                     scale=SCALE, tagged=True, outline=True)
+            return title, headings
         finally:
             page.close()
 
@@ -226,8 +265,143 @@ def _css_string(text: str) -> str:
 
 
 def page_count(pdf: Path) -> int:
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+    from pypdf import PdfReader
+
+    return len(PdfReader(pdf).pages)
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def _outline(reader, headings: list[str]) -> list[tuple[str, int, float | None, list]]:
+    """A page's outline as a tree of (title, page index, top, children), titled by `headings`.
+
+    chromium builds the outline from the visible headings, in order, but writes a heading's text
+    badly where it wraps (a lost space, or its number and words twice): the page's own text of the
+    headings (HEADINGS_JS, same order) replaces it, one to one when the counts agree, else wherever
+    the two agree but for white space.
+    """
+    flat: list = []
+
+    def walk(items):
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+            else:
+                flat.append(item)
+
+    outline = reader.outline  # a new list of new items on every access
+    walk(outline)
+    one_to_one = len(flat) == len(headings)
+    position = {id(item): i for i, item in enumerate(flat)}
+
+    def tree(items):
+        out = []
+        for k, item in enumerate(items):
+            if isinstance(item, list):
+                continue
+            children = items[k + 1] if k + 1 < len(items) and isinstance(items[k + 1], list) else []
+            title = " ".join(str(item.title).split())
+            if one_to_one:
+                title = headings[position[id(item)]]
+            else:
+                title = next((h for h in headings if _squash(h) == _squash(title)), title)
+            out.append((title, reader.get_destination_page_number(item), item.get("/Top"), tree(children)))
+        return out
+
+    return tree(outline)
+
+
+def _explicit(page_ref, dest) -> "ArrayObject":
+    """A destination array on `page_ref` at the position of `dest` (a pypdf Destination)."""
+    from pypdf.generic import ArrayObject, NameObject
+
+    return ArrayObject([page_ref, NameObject("/XYZ"), *dest.dest_array[2:]]) \
+        if dest.typ == "/XYZ" else ArrayObject([page_ref, *dest.dest_array[1:]])
+
+
+def join(parts: list[Path], titles: list[str], headings: list[list[str]], out: Path) -> dict:
+    """Join the per-page PDFs into `out` with an outline and every book link resolved (pypdf).
+
+    Returns counts for the report: outline entries, links within a page, links between pages.
+    """
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, Fit, NameObject
+
+    readers = [PdfReader(part) for part in parts]
+    writer = PdfWriter()
+    firsts: list[int] = []
+    within = 0
+    for reader in readers:
+        # A link within the page names a destination of that page: make it explicit (the names
+        # repeat from page to page, e.g. every chapter has an #overview, so they cannot be merged).
+        named = reader.named_destinations
+        for page in reader.pages:
+            for annot in page.get("/Annots", []) or []:
+                annot = annot.get_object()
+                dest = annot.get("/Dest")
+                if annot.get("/Subtype") == "/Link" and isinstance(dest, str):
+                    if dest not in named:
+                        raise ValueError(f"a link to #{dest[1:]} that its page does not define")
+                    target = named[dest]
+                    number = reader.get_destination_page_number(target)
+                    annot[NameObject("/Dest")] = _explicit(reader.pages[number].indirect_reference, target)
+                    within += 1
+        firsts.append(len(writer.pages))
+        writer.append(reader, import_outline=False)
+    # The names pypdf merged are not used by any link any more (and repeat across pages): drop them.
+    names = writer.root_object.get("/Names")
+    if names is not None and "/Dests" in names.get_object():
+        del names.get_object()[NameObject("/Dests")]
+
+    # Links to other pages of the book: to the anchor's position there, or to the page's start.
+    between = 0
+    for page in writer.pages:
+        for annot in page.get("/Annots", []) or []:
+            annot = annot.get_object()
+            action = annot.get("/A")
+            uri = str(action.get_object().get("/URI", "")) if action is not None else ""
+            if not uri.startswith(PAGE_LINK):
+                continue
+            index, _, anchor = uri[len(PAGE_LINK):].partition("/")
+            doc = int(index)
+            target = readers[doc].named_destinations.get("/" + unquote(anchor)) if anchor else None
+            if target is not None:
+                number = firsts[doc] + readers[doc].get_destination_page_number(target)
+                dest = _explicit(writer.pages[number].indirect_reference, target)
+            else:
+                dest = ArrayObject([writer.pages[firsts[doc]].indirect_reference, NameObject("/Fit")])
+            del annot[NameObject("/A")]
+            annot[NameObject("/Dest")] = dest
+            between += 1
+
+    # The outline: each toc page's title at its first page, its headings below it.
+    def add(items, parent, first):
+        for title, number, top, children in items:
+            fit = Fit.xyz(top=top) if top is not None else Fit.fit()
+            node = writer.add_outline_item(title=title, page_number=first + number, parent=parent, fit=fit)
+            add(children, node, first)
+
+    for reader, title, heads, first in zip(readers, titles, headings, firsts):
+        items = _outline(reader, heads)
+        # chromium's outline starts with the page's h1, the page's title: the toc entry itself.
+        if items and _squash(items[0][0]) in (_squash(title), _squash(title.split(" ", 1)[-1])):
+            items = items[0][3] + items[1:]
+        node = writer.add_outline_item(title=title, page_number=first, fit=Fit.fit())
+        add(items, node, first)
+    writer.page_mode = "/UseOutlines"
+    tmp = out.with_suffix(".pdf.part")
+    with open(tmp, "wb") as fh:
+        writer.write(fh)
+    tmp.replace(out)
+    reader = PdfReader(out)
+
+    def count(items):
+        return sum(count(i) if isinstance(i, list) else 1 for i in items)
+
+    entries = count(reader.outline)
+    return {"outline_entries": entries, "links_within_pages": within, "links_between_pages": between}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,13 +417,11 @@ def main(argv: list[str] | None = None) -> int:
         die(f"{html} has no index.html: build the book first (`make book`)")
     if not CHROMIUM.is_file():
         die(f"{CHROMIUM} is missing: `apt-get install chromium` (or set CHROMIUM=/path/to/chromium)")
-    for tool in ("pdfunite", "pdfinfo"):
-        if not shutil.which(tool):
-            die(f"{tool} is missing: `apt-get install poppler-utils`")
     try:
+        import pypdf  # noqa: F401
         from playwright.sync_api import sync_playwright
-    except ImportError:
-        die("the playwright package is missing: run `make venv` (it is pinned in requirements.txt)")
+    except ImportError as exc:
+        die(f"the {exc.name} package is missing: run `make venv` (it is pinned in requirements.txt)")
 
     docs = toc_pages(args.toc)
     missing = [d for d in docs if not (html / f"{d}.html").is_file()]
@@ -265,16 +437,19 @@ def main(argv: list[str] | None = None) -> int:
                 printer = Printer(browser)
                 parts = [Path(tmp) / f"{i:03d}.pdf" for i in range(len(docs))]
                 urls = [f"{server}/{doc}.html" for doc in docs]
+                doc_index = {f"/{doc}.html": i for i, doc in enumerate(docs)}
                 counts: list[int] = []
+                headings: list[list[str]] = []
                 for i in range(len(docs)):
-                    title = printer.print_page(urls[i], parts[i], 1 + sum(counts), {})
+                    title, heads = printer.print_page(urls[i], parts[i], 1 + sum(counts), {}, doc_index)
                     counts.append(page_count(parts[i]))
                     rows.append((docs[i], title))
+                    headings.append(heads)
                 # Now that every page's first page number is known, print the root page again with
                 # them in its list of contents (when that changes its length, print it as it was).
                 starts = {f"/{doc}.html": 1 + sum(counts[:i]) for i, doc in enumerate(docs)}
                 again = Path(tmp) / "root.pdf"
-                printer.print_page(urls[0], again, 1, starts)
+                printer.print_page(urls[0], again, 1, starts, doc_index)
                 if page_count(again) == counts[0]:
                     again.replace(parts[0])
                 printer.context.close()
@@ -286,9 +461,10 @@ def main(argv: list[str] | None = None) -> int:
             if printer.errors:
                 die("problems while printing:\n  " + "\n  ".join(printer.errors))
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            tmp_out = args.out.with_suffix(".pdf.part")
-            subprocess.run(["pdfunite", *map(str, parts), str(tmp_out)], check=True)
-            tmp_out.replace(args.out)
+            try:
+                links = join(parts, [title for _, title in rows], headings, args.out)
+            except ValueError as exc:
+                die(f"a link of the book cannot be resolved in the PDF: {exc}")
 
     total = page_count(args.out)
     width = max(len(doc) for doc, _ in rows)
@@ -303,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                   for i, (doc, title) in enumerate(rows)],
         "total_pages": total,
         "pdf_bytes": args.out.stat().st_size,
+        **links,
         "local_requests": printer.local,
         "remote_requests": sorted(set(printer.remote)),
         "seconds": round(seconds, 1),
@@ -310,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     size = args.out.stat().st_size / 2**20
     print(f"tools/pdf.py: {args.out} — {total} pages, {size:.1f} MiB, "
-          f"{len(rows)} toc pages, {seconds:.1f} s")
+          f"{len(rows)} toc pages, {links['outline_entries']} outline entries, "
+          f"{links['links_within_pages'] + links['links_between_pages']} links within the book, {seconds:.1f} s")
     return 0
 
 

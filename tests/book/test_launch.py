@@ -29,6 +29,8 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
 REPO_URL = CONFIG["repository"]["url"].rstrip("/")
 BRANCH = CONFIG["repository"]["branch"]
 OWNER, NAME = REPO_URL.removeprefix("https://github.com/").split("/")
+sys.path.insert(0, str(ROOT / "tools"))
+from reader_copy import PAGES_BRANCH  # noqa: E402
 
 
 def first_code_cell(path: Path) -> dict:
@@ -150,10 +152,14 @@ def test_chapter_page_has_launch_buttons_and_download(path, build_html):
     links = Links()
     links.feed(page.read_text(encoding="utf8"))
     rel = f"chapters/{path.name}"
-    assert f"https://colab.research.google.com/github/{OWNER}/{NAME}/blob/{BRANCH}/{rel}" in links.hrefs
+    # Colab opens the reader's copy (tools/reader_copy.py) from the branch the site is published to;
+    # Binder opens the chapter itself in JupyterLab, which renders MyST (jupyterlab-myst).
+    copy = f"_sources/{rel}"
+    assert f"https://colab.research.google.com/github/{OWNER}/{NAME}/blob/{PAGES_BRANCH}/{copy}" in links.hrefs
     assert f"https://mybinder.org/v2/gh/{OWNER}/{NAME}/{BRANCH}?urlpath=lab/tree/{rel}" in links.hrefs
     download = f"../_sources/{rel}"
     assert download in links.hrefs
     served = json.loads((page.parent / download).read_text(encoding="utf8"))
     source = json.loads(path.read_text(encoding="utf8"))
-    assert served["cells"] == source["cells"], "the download is not the chapter's notebook"
+    assert len(served["cells"]) == len(source["cells"]), "the download is not the chapter's reader's copy"
+    assert "reader_copy" in served["metadata"].get("bnbook", {}), "the download is the MyST chapter itself"

@@ -14,6 +14,11 @@ titles from `_toc.yml` and the built HTML pages, the figures and the players' fr
   shows its first frame (pixel for pixel) and none of its controls;
 - the pages with figures are coloured with the book's Okabe-Ito palette (rendered at 30 dpi);
 - the exercise solutions are printed (the PDF unfolds them);
+- the outline (read with pypdf): one entry per toc page, in toc order, at its first page, and under
+  it the page's section headings as the HTML has them, in order, each at a page of its range;
+- the links: every link of the PDF either goes to another site or to a page of the PDF (none to the
+  server that printed it, none to a name the PDF does not define); each chapter links within
+  itself (equations, figures, sections) and to the glossary, and those links land in their ranges;
 - nothing was fetched from another host while printing, and no link points at the local server.
 
 The PDF is `_build/pdf/batch-normalization-explained.pdf` (from `make pdf`; `make test` makes it
@@ -86,6 +91,12 @@ class Doc:
         code = re.findall(r"<pre\b.*?</pre>|<code\b.*?</code>", source, re.S)
         self.code_tex = Counter(TEX_TOKEN.findall(html.unescape(re.sub(r"<[^>]+>", "", "".join(code)))))
         self.solutions = len(re.findall(r'<div class="solution\b', source))
+        # The page's section headings, in order (h2-h6 and the toctree captions, role="heading").
+        article = source[source.index("<article"):source.index("</article>")]
+        self.sections = [
+            " ".join(html.unescape(re.sub(r"<[^>]+>", "", text.replace('>#</a>', '></a>'))).split())
+            for _, text in re.findall(r'<(h[2-6]|p\b[^>]*role="heading")[^>]*>(.*?)</(?:h[2-6]|p)>', article, re.S)]
+        self.links_within = len(re.findall(r'<a class="reference internal" href="#', article))
 
 
 def _decode(data: str) -> np.ndarray:
@@ -279,3 +290,83 @@ def test_printed_offline(book):
     assert report["local_requests"] > len(book)
     data = PDF.read_bytes()
     assert b"127.0.0.1" not in data, "a link or text points at the local server that printed the book"
+
+
+def _outline_tree(reader, items) -> list[tuple[str, int, list]]:
+    """pypdf's nested outline as (title, 0-based page, children)."""
+    out = []
+    for k, item in enumerate(items):
+        if isinstance(item, list):
+            continue
+        children = items[k + 1] if k + 1 < len(items) and isinstance(items[k + 1], list) else []
+        out.append((str(item.title), reader.get_destination_page_number(item),
+                    _outline_tree(reader, children)))
+    return out
+
+
+def _flatten(tree) -> list[tuple[str, int]]:
+    return [x for title, page, children in tree for x in [(title, page), *_flatten(children)]]
+
+
+@pytest.fixture(scope="module")
+def reader(book):
+    from pypdf import PdfReader
+
+    return PdfReader(PDF)
+
+
+def test_outline_has_every_page_and_section(book, ranges, reader):
+    tree = _outline_tree(reader, reader.outline)
+    assert [title for title, _, _ in tree] == [doc.title for doc in book], \
+        "the outline's top entries are not the toc pages' titles, in order"
+    for doc, (title, page, children) in zip(book, tree):
+        r = ranges[doc.name]
+        assert page + 1 == r.start, f"{doc.name}: its outline entry is on page {page + 1}, not {r.start}"
+        sections = _flatten(children)
+        assert [t for t, _ in sections] == doc.sections, \
+            f"{doc.name}: the outline under {title!r} is not the page's section headings"
+        pages = [p + 1 for _, p in sections]
+        assert pages == sorted(pages) and all(p in r for p in pages), \
+            f"{doc.name}: section entries out of order or outside pages {r.start}-{r[-1]}: {pages}"
+    chapters = [doc for doc in book if doc.name.startswith("chapters/")]
+    assert all(len(doc.sections) >= 5 for doc in chapters), "a chapter with fewer than 5 sections?"
+
+
+def test_links_resolve_within_the_pdf(book, ranges, reader):
+    from urllib.parse import urlsplit
+
+    from pypdf.generic import ArrayObject
+
+    owner = {p: doc.name for doc in book for p in ranges[doc.name]}
+    glossary = next(doc.name for doc in book if doc.name == "glossary")
+    within: Counter = Counter()
+    to_glossary: Counter = Counter()
+    for number, page in enumerate(reader.pages, start=1):
+        for annot in page.get("/Annots", []) or []:
+            annot = annot.get_object()
+            if annot.get("/Subtype") != "/Link":
+                continue
+            where = f"page {number} ({owner[number]})"
+            if "/Dest" in annot:
+                dest = annot["/Dest"]
+                assert isinstance(dest, ArrayObject), f"{where}: a link to the name {dest!r}"
+                target = reader.get_page_number(dest[0].get_object()) + 1
+                assert target >= 1, f"{where}: a link to a page that is not in the PDF"
+                if owner[target] == owner[number]:
+                    within[owner[number]] += 1
+                if owner[target] == glossary:
+                    to_glossary[owner[number]] += 1
+            else:
+                action = annot["/A"].get_object()
+                assert action.get("/S") == "/URI", f"{where}: a link of kind {action.get('/S')}"
+                url = urlsplit(str(action["/URI"]))
+                assert url.scheme in ("http", "https", "mailto"), f"{where}: a link to {url.geturl()}"
+                assert url.hostname not in ("127.0.0.1", "book-page.invalid"), \
+                    f"{where}: a link to {url.geturl()} (the printing server, or an unresolved book link)"
+    for doc in book:
+        # Every link within the page's content (equations, figures, propositions, sections) is a
+        # link of the PDF (a link that wraps is two), plus the printed contents list's own links.
+        assert within[doc.name] >= doc.links_within, \
+            f"{doc.name}: {within[doc.name]} links within its pages; its HTML has {doc.links_within}"
+        if doc.name.startswith("chapters/"):
+            assert to_glossary[doc.name] > 0, f"{doc.name}: no link lands in the glossary's pages"

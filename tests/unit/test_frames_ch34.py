@@ -141,7 +141,12 @@ def test_batch_band_frame_draws_every_batch_size(trained_bn, batch_size):
     assert len(segs) == 4 and all(s.ndim == 3 and s.shape[1:] == (2, 2) for s in segs)
     assert ax.get_title() == f"batches of N = {batch_size}"
     assert ax.collections  # the faded partition and the data
-    assert sum(len(s) for s in segs) == len(ax.lines)  # one line per boundary segment
+    # one collection per batch, drawn above the partition, holding that batch's boundary segments
+    bands = [c for c in ax.collections if c.get_zorder() == 3 and c.get_alpha() == 0.6]
+    assert len(bands) == len(segs)
+    for band, s in zip(bands, segs):
+        assert len(band.get_segments()) == len(s)
+        np.testing.assert_allclose(np.array(band.get_segments()), s)
     if batch_size == len(X):  # the full batch: every boundary is the reference's
         for s in segs:
             np.testing.assert_allclose(s, reference.decision_boundary())
