@@ -3,6 +3,8 @@
 #               the HTML book into _build/html (every notebook executed; any warning fails)
 #   make test   everything `make book` does, then the PDF (as `make pdf`) and the whole test suite
 #               (pytest)
+#   make test-lab   the JupyterLab browser test on EVERY chapter (tests/book/test_lab.py; `make test`
+#               runs it on chapters 1 and 5 only, to keep the suite under 30 minutes on 2 cores)
 #   make test-unit  only the fast unit tests of bnlib (tests/unit, marker `unit`) and its doctests:
 #               no book build, under a minute; the book checks are tests/book (marker `book`)
 #   make pdf    the whole book as one PDF, _build/pdf/batch-normalization-explained.pdf: the built HTML
@@ -20,7 +22,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bnbook-installed
 VENDOR  := _vendor/.stamp
 
-.PHONY: all book test test-unit pdf lab serve vendor venv clean assignments
+.PHONY: all book test test-lab test-unit pdf lab serve vendor venv clean assignments
 
 all: book
 
@@ -56,10 +58,18 @@ book: $(STAMP) $(VENDOR)
 # nbval re-executes the notebooks the book build just executed (_build/jupyter_execute keeps their
 # outputs), on ONE thread while the build used all cores: every cell must run, and the cells marked
 # `# NBVAL_CHECK_OUTPUT` must print exactly what they printed in the build. That is the check that
-# the book's numbers are the same on every run and on 1 or 2 threads.
+# the book's numbers are the same on every run and on 1 or 2 threads. The JupyterLab test runs every
+# chapter Run All in a browser (minutes each): here chapters 1 and 5 (the first and the newest, both
+# with live widgets); `make test-lab` runs all of them.
+LAB_CHAPTERS ?= 01,05
+
 test: book
 	$(BIN)/python tools/pdf.py
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests bnlib _build/jupyter_execute/chapters
+	BNBOOK_LAB_CHAPTERS=$(LAB_CHAPTERS) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	  $(BIN)/python -m pytest tests bnlib _build/jupyter_execute/chapters
+
+test-lab: book
+	BNBOOK_LAB_CHAPTERS= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/book/test_lab.py
 
 # The developer's loop: bnlib's unit tests (tests/unit) and doctests, without building the book.
 test-unit: $(STAMP)
