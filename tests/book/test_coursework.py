@@ -164,9 +164,14 @@ def _secrets(master: Path) -> tuple[list[str], list[str]]:
     return solutions, hidden_only
 
 
+# chapters whose assignment is still being written (the Coursework page says so)
+PENDING = {"05_real_networks"}
+
+
 def test_every_chapter_has_an_assignment():
-    chapters = sorted((ROOT / "chapters").glob("0*.ipynb"))
-    assert len(MASTERS) == len(chapters), (MASTERS, chapters)
+    chapters = [p for p in sorted((ROOT / "chapters").glob("0*.ipynb")) if p.stem not in PENDING]
+    assert [m.stem.split("_", 1)[1] for m in MASTERS] == [c.stem.split("_", 1)[1] for c in chapters], \
+        (MASTERS, chapters)
     assert sorted(WRONG_QUESTION) == NAMES
     assert sorted(p.stem.removesuffix("_wrong") for p in SUBMISSIONS.glob("*_wrong.ipynb")) == NAMES
 
