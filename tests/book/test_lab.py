@@ -184,7 +184,9 @@ def _widgets(page) -> list[dict]:
             if kind == "slider":
                 handle = sliders.nth(i)
                 handle.focus()
-                handle.press("ArrowRight")
+                # a slider that starts at its end (chapter 5's training step) moves back instead
+                at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+                handle.press("ArrowLeft" if at_end else "ArrowRight")
             elif kind == "dropdown":
                 select = dropdowns.nth(i)
                 options = select.locator("option").all_inner_texts()
