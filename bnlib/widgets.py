@@ -262,28 +262,70 @@ class LiveFigure:
         return buffer.getvalue()
 
 
-def live(draw: Callable, *, figsize=(4.5, 4.5), **controls):
+def _img_tag(png: bytes, alt: str) -> str:
+    import base64
+    from html import escape
+
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def live(draw: Callable, *, figsize=(4.5, 4.5), alt: str | None = None, **controls):
     """A live ipywidgets exploration: ``draw(ax, **values)`` redrawn when a control moves.
 
-    ``controls`` map parameter names to ipywidgets controls (or to fixed values, wrapped in
-    ``ipywidgets.fixed``). Sliders are set not to update while dragging, so one redraw
-    happens per move. The figure is made once and redrawn in place (:class:`LiveFigure`); each
-    move shows its PNG in the widget's output.
+    ``controls`` map parameter names to ipywidgets controls (sliders, dropdowns, checkboxes) or
+    to fixed values wrapped in ``ipywidgets.fixed``. Sliders are set not to update while
+    dragging, so one redraw happens per move. The figure is made once and redrawn in place
+    (:class:`LiveFigure`), and each move sends only its PNG, as an ``<img>`` in an
+    ``ipywidgets.HTML`` (one comm message; no output area cleared and filled again, which is what
+    made the browser lag behind the kernel; an HTML image rather than an ``ipywidgets.Image``
+    because it can carry an alt text). The widget is a ``VBox`` (the controls, then the image)
+    with the class ``bnbook-live``; ``alt`` is the picture's text for screen readers.
+
+    Raises ``ValueError`` for a control that is neither a widget with a value nor ``fixed``.
+
+    Examples
+    --------
+    >>> import ipywidgets
+    >>> from bnlib.frames import random_partition_frame
+    >>> w = live(random_partition_frame, depth=ipywidgets.IntSlider(value=2, min=1, max=4),
+    ...          seed=ipywidgets.fixed(0))
+    >>> before = w.image.value
+    >>> w.children[0].value = 3
+    >>> w.image.value.startswith('<img alt="') and w.image.value != before
+    True
     """
     import ipywidgets as w
-    from IPython.display import Image, display
 
-    for control in controls.values():
+    fixed, shown = {}, {}
+    for name, control in controls.items():
+        if isinstance(control, w.fixed):
+            fixed[name] = control.value
+        elif isinstance(control, w.ValueWidget):
+            shown[name] = control
+        else:
+            raise ValueError(f"live: the control for {name!r} is a {type(control).__name__}; give an "
+                             "ipywidgets control (IntSlider, Dropdown, Checkbox, ...) or ipywidgets.fixed(value)")
+    for name, control in shown.items():
         if hasattr(control, "continuous_update"):
             control.continuous_update = False
+        if hasattr(control, "description") and not control.description:
+            control.description = name  # as ipywidgets.interact labels its controls
     figure = LiveFigure(draw, figsize=figsize)
+    label = alt or f"{getattr(draw, '__name__', 'frame')} for the chosen {', '.join(shown) or 'values'}"
+    image = w.HTML()
 
-    def show(**values):
-        display(Image(data=figure.render(**values), format="png"))
+    def update(change=None):
+        png = figure.render(**fixed, **{name: c.value for name, c in shown.items()})
+        image.value = _img_tag(png, label)
 
-    widget = w.interactive(show, **controls)
-    widget.live_figure = figure  # for benchmarks/widgets.py and the tests
-    return widget
+    for control in shown.values():
+        control.observe(update, names="value")
+    update()
+    box = w.VBox([*shown.values(), image])
+    box.add_class("bnbook-live")
+    box.image = image
+    box.live_figure = figure  # for benchmarks/widgets.py and the tests
+    return box
 
 
 def sweep(base: dict, **changes: Sequence) -> list[dict]:
