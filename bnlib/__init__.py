@@ -10,8 +10,8 @@ partition of a 2-D box into linear regions (:mod:`bnlib.partition`) -> geometry
 
 from .nets import MLP, AffineLayer, activation_patterns, affine_layers, forward, preactivations, read_batchnorm
 from .partition import Partition, Plane, Segments, distance_to_segments, partition
-from . import (data, density, experiments, frames, geometry, initialization, noise, plot, stats, train,
-               widgets)
+from . import (book, data, density, experiments, frames, geometry, initialization, noise, plot, stats,
+               train, widgets)
 from .plot import plot_layers, plot_partition, use_style
 
 __all__ = [

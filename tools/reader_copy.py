@@ -1,7 +1,7 @@
 """The reader's copy of each chapter: the notebook with its MyST resolved to CommonMark + LaTeX.
 
 The chapters (chapters/*.ipynb) are written in MyST: roles such as {term}, {ref}, {eq}, {numref},
-{prf:ref}, {cite}, {doc} and {glue:text}, `(label)=` targets, `$$ ... $$ (label)` equations, and
+{prf:ref}, {cite}, {doc} and {eval} (glued numbers), `(label)=` targets, `$$ ... $$ (label)` equations, and
 directives (sphinx-proof's propositions and proofs, sphinx-exercise's exercises and solutions).
 Jupyter Book renders them; Colab and a plain Jupyter show them raw. This script, run by
 `make book` after the build, writes a reader's copy of every chapter whose markdown is plain
@@ -10,7 +10,7 @@ source) and from the pages the build just wrote (numbers, titles, glued values):
 
 - a role becomes its text as the book prints it, linked where it points: within the chapter to
   an anchor of the copy, elsewhere to the published page (the book's GitHub Pages site, derived
-  from `repository:` in _config.yml); {glue:text} becomes the value the build computed;
+  from `repository:` in _config.yml); {eval} becomes the value the build computed;
 - a target `(label)=` becomes an HTML anchor; a labelled equation gets its number (`\\tag`);
 - a proposition or proof becomes a quoted block headed by its number and title ("Proposition 2.1
   (...)", "Proof."), an exercise a headed block, a solution a folded `<details>` block (Colab,
@@ -49,7 +49,7 @@ PAGES_BRANCH = "gh-pages"  # the branch .github/workflows/book.yml publishes _bu
 COLAB = "https://colab.research.google.com/github"
 
 # MyST left in a reader's copy (the test's oracle uses its own copy of this list).
-LEFTOVER = re.compile(r"\{(?:term|ref|numref|eq|cite(?::\w+)?|doc|prf:\w+|glue(?::\w+)?|exercise|solution"
+LEFTOVER = re.compile(r"\{(?:term|ref|numref|eq|cite(?::\w+)?|doc|prf:\w+|glue(?::\w+)?|eval|exercise|solution"
                       r"|math|download)\}`|\{(?:prf:|exercise|solution)|^[`:]{3,}\{", re.M)
 
 ROLE = re.compile(r"\{([a-z]+(?::[a-z]+)?)\}`([^`]*)`")
@@ -149,9 +149,9 @@ class Resolver:
         name, body = match.group(1), match.group(2)
         explicit = EXPLICIT.match(body)
         text, target = (explicit.group(1), explicit.group(2)) if explicit else (None, body)
-        if name == "glue:text":
+        if name in ("eval", "glue:text"):  # a glued number (bnlib/book.py): the page's value
             if not self.glue:
-                raise ValueError(f"{self.name}: more {{glue:text}} roles than glued values in the built page")
+                raise ValueError(f"{self.name}: more {{eval}} roles than glued values in the built page")
             return self.glue.pop(0)
         if name == "term":
             anchor = "term-" + re.sub(r"\s+", "-", target.strip())

@@ -75,3 +75,36 @@ def test_output_checked_cells_do_not_glue(path):
             f"{path.name}: a cell marked NBVAL_CHECK_OUTPUT calls glue(); check its numbers with asserts:\n"
             f"{source[:200]}"
         )
+
+
+def _glue_names(source: str) -> list[re.Pattern]:
+    """The names a code cell glues: literal, or f-strings whose fields match any text."""
+    out = []
+    for match in re.finditer(r"glue\(\s*(f?)\"([^\"]+)\"", source):
+        pattern = re.escape(match.group(2))
+        if match.group(1):
+            pattern = re.sub(r"\\\{[^}]*\\\}", ".+", pattern)
+        out.append(re.compile(f"^{pattern}$"))
+    return out
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_number_in_the_text_is_glued_before_it_is_read(path):
+    """The text names computed numbers as {eval}`name` (bnlib/book.py): the built book pastes the
+    glued value, and JupyterLab evaluates `name` in the kernel when it renders the cell, so the
+    cell that glues it must come first. myst-nb's {glue:text} (a bare name in JupyterLab) is not
+    used."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    glued, late, old = [], [], []
+    for i, cell in enumerate(nb["cells"]):
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            glued += _glue_names(source)
+        elif cell["cell_type"] == "markdown":
+            old += re.findall(r"\{glue(?::\w+)?\}`[^`]+`", source)
+            for name in re.findall(r"\{eval\}`([^`]+)`", source):
+                assert name.isidentifier(), f"{path.name}: {{eval}}`{name}` is not a name"
+                if not any(p.match(name) for p in glued):
+                    late.append(f"cell {i}: {name}")
+    assert not old, f"{path.name}: use {{eval}}`name` (bnlib.book.glue), not {old[:3]}"
+    assert not late, f"{path.name}: read before any cell glues them: {late[:5]}"

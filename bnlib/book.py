@@ -1,0 +1,76 @@
+"""What the chapters use to put computed numbers into their text.
+
+A chapter computes a number in a code cell and writes it into a sentence as ``{eval}`name```.
+:func:`glue` makes that work wherever the chapter is read:
+
+- in the built book, myst-nb's glue records the value in the cell's outputs, and the book's
+  ``eval`` role (``tools/eval_glue.py``) pastes the glued text where the sentence names it;
+- in JupyterLab, jupyterlab-myst evaluates ``{eval}`name``` in the kernel when the markdown cell
+  is rendered, so :func:`glue` also binds ``name`` in the notebook's namespace, to a
+  :class:`Text` that shows without quotes;
+- in a bare Python (Colab without myst-nb, a script), the value is bound, and nothing else
+  happens.
+
+A sentence must come after the cell that glues its numbers, so that JupyterLab has the value when
+it renders the sentence (tests/book/test_chapter_outputs.py checks the order).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Text", "glue"]
+
+
+class Text(str):
+    """A string that displays as itself (``repr`` without quotes), for text put into a sentence.
+
+    Examples
+    --------
+    >>> Text("0.83 [0.79, 0.86]")
+    0.83 [0.79, 0.86]
+    """
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def glue(name: str, value, display: bool = True):
+    """Glue ``value`` under ``name`` for the book and bind ``name`` in the notebook.
+
+    A string or a number is glued as its :class:`Text` (``str(value)``: a NumPy float reads
+    ``0.5``, not ``np.float64(0.5)``); anything else as it is. ``name`` must be a Python
+    identifier (``{eval}`name``` evaluates it in JupyterLab). ``display`` shows the value in the
+    cell's output as well, as myst-nb's ``glue`` does. Returns what was glued.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> glue("ch0_example", np.float64(0.5), display=False)
+    0.5
+    >>> glue("not a name", 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: glue: 'not a name' is not a Python identifier; {eval}`name` needs one
+    """
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ValueError(f"glue: {name!r} is not a Python identifier; {{eval}}`name` needs one")
+    import numbers
+
+    text = Text(value) if isinstance(value, (str, numbers.Number)) else value
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        shell = None
+    if shell is not None:
+        shell.user_ns[name] = text
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # Colab or a bare Python: no book text to put the value in
+        if display and shell is not None:
+            from IPython.display import display as show
+
+            show(text)
+        return text
+    myst_glue(name, text, display=display)
+    return text
