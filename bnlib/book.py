@@ -37,22 +37,25 @@ def glue(name: str, value, display: bool = True):
     """Glue ``value`` under ``name`` for the book and bind ``name`` in the notebook.
 
     A string or a number is glued as its :class:`Text` (``str(value)``: a NumPy float reads
-    ``0.5``, not ``np.float64(0.5)``); anything else as it is. ``name`` must be a Python
-    identifier (``{eval}`name``` evaluates it in JupyterLab). ``display`` shows the value in the
-    cell's output as well, as myst-nb's ``glue`` does. Returns what was glued.
+    ``0.5``, not ``np.float64(0.5)``); anything else as it is. Only a ``name`` that is a Python
+    identifier is bound in the notebook (``{eval}`name``` evaluates it in JupyterLab; the book's
+    text uses no other, tests/book/test_chapter_outputs.py checks). ``display`` shows the value in
+    the cell's output as well, as myst-nb's ``glue`` does. Returns what was glued.
+
+    Raises ``ValueError`` for a name that is not a non-empty string.
 
     Examples
     --------
     >>> import numpy as np
     >>> glue("ch0_example", np.float64(0.5), display=False)
     0.5
-    >>> glue("not a name", 1)
+    >>> glue("", 1)
     Traceback (most recent call last):
     ...
-    ValueError: glue: 'not a name' is not a Python identifier; {eval}`name` needs one
+    ValueError: glue: the name must be a non-empty string, not ''
     """
-    if not (isinstance(name, str) and name.isidentifier()):
-        raise ValueError(f"glue: {name!r} is not a Python identifier; {{eval}}`name` needs one")
+    if not (isinstance(name, str) and name):
+        raise ValueError(f"glue: the name must be a non-empty string, not {name!r}")
     import numbers
 
     text = Text(value) if isinstance(value, (str, numbers.Number)) else value
@@ -62,7 +65,7 @@ def glue(name: str, value, display: bool = True):
         shell = get_ipython()
     except ImportError:  # pragma: no cover - IPython comes with Jupyter
         shell = None
-    if shell is not None:
+    if shell is not None and name.isidentifier():
         shell.user_ns[name] = text
     try:
         from myst_nb import glue as myst_glue
