@@ -19,7 +19,7 @@ a JSON file, ships with bnlib (package data) so that a chapter finds it wherever
 import json
 from importlib import resources
 
-SAVED_RUNS = ("batch_noise_full", "real_networks_full")
+SAVED_RUNS = ("batch_noise_full", "real_networks_full", "planes_full")
 """The saved larger runs: ``benchmarks/<name>.py`` writes ``bnlib/experiments/<name>.json``."""
 
 

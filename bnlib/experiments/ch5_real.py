@@ -1,6 +1,6 @@
 """Chapter 5's experiments: batch normalization in real networks.
 
-Three questions, each a runner that returns a tidy table (one row per seed and arm):
+Four questions, each a runner that returns a tidy table (one row per seed and arm):
 
 * **Training mode against evaluation mode** (:func:`mode_experiment`). A BN network trained with
   mini-batches of ``N`` is trained once per seed and batch size (:func:`record_run`), with every
@@ -14,6 +14,11 @@ Three questions, each a runner that returns a tidy table (one row per seed and a
   :func:`unit_geometry`): each hidden unit's hyperplane, in its layer's input space, measured from
   the data's centroid in data-spread units, whether it still cuts the data, whether it stays near
   the centroid (the pencil of chapter 2).
+* **Image networks** (:func:`conv_network`: the book's ConvNet and small ResNet, with and without
+  BN, and the He-initialised control): training on the digit images (:func:`train_images`,
+  :func:`conv_experiment`), and exact partitions of planes through three test images
+  (:func:`plane_experiment`: the distance from each image to the nearest ReLU boundary and the
+  regions near it, :func:`plane_measures`).
 * **Other normalizations** (:data:`ARMS`: LayerNorm and GroupNorm beside BN and the plain network
   with He weights): distances from the data to the nearest boundary along rays
   (:func:`ray_distances`, by :func:`bnlib.geometry.distance_by_bisection`, which works for any
@@ -37,7 +42,7 @@ from tqdm.auto import tqdm
 from .._validation import check_choice, check_choices, check_int, check_ints, check_number, check_seed, check_seeds
 from ..geometry import boundary_displacement, distance_by_bisection, rms_radius
 from ..nets import MLP, affine_layers, check_points, precise_batchnorm, preactivations
-from ..partition import partition
+from ..partition import Plane, partition
 from .._validation import check_box
 from ..stats import holm_verdicts, paired_difference
 from ..train import accuracy, fit
@@ -45,7 +50,8 @@ from .ch2_partition import network as _ch2_network
 
 __all__ = ["ARMS", "network", "RecordedRun", "record_run", "running_statistics", "mode_experiment",
            "train_arms", "unit_geometry", "ray_distances", "compare", "holm_verdicts",
-           "CUT_SHARE", "NEAR_CENTROID", "CONV_ARMS", "conv_network", "precise_conv", "conv_experiment"]
+           "CUT_SHARE", "NEAR_CENTROID", "CONV_ARMS", "IMAGE_NETS", "conv_network", "precise_conv", "conv_experiment",
+           "train_images", "plane_triples", "plane_measures", "PLANE_ARMS", "plane_experiment"]
 
 ARMS = ("plain_he", "bn", "layernorm", "groupnorm")
 """The arms, all with the same ``Linear`` weights for a seed (normalization layers draw no random
@@ -480,36 +486,54 @@ def compare(frame: pd.DataFrame, value: str, pairs: Sequence[tuple[str, str]], *
 
 
 CONV_ARMS = ("plain", "plain_he", "bn")
-"""The ConvNet's arms (:func:`conv_network`): ``"plain"`` (torch's default initialization, no BN),
-``"plain_he"`` (no BN, He-normal convolutions with zero biases: the baseline at its best) and ``"bn"``
-(``BatchNorm2d`` after each convolution). ``"plain"`` and ``"bn"`` share their weights for a seed."""
+"""The image networks' arms (:func:`conv_network`): ``"plain"`` (torch's default initialization, no
+BN), ``"plain_he"`` (no BN, He-normal convolutions with zero biases: the baseline at its best) and
+``"bn"`` (``BatchNorm2d`` after each convolution). ``"plain"`` and ``"bn"`` share their weights for a
+seed."""
+
+IMAGE_NETS = ("convnet", "resnet")
+"""The image networks of :func:`conv_network`: the book's :func:`bnlib.nets.ConvNet` and
+:func:`bnlib.nets.ResNet`, with their default sizes."""
 
 
-def conv_network(arm: str, *, seed: int) -> nn.Sequential:
-    """The book's :func:`bnlib.nets.ConvNet` for one of :data:`CONV_ARMS`, taking flat (n, 64) digits.
+def conv_network(arm: str, *, seed: int, net: str = "convnet") -> nn.Sequential:
+    """The book's ConvNet (or small ResNet) for one of :data:`CONV_ARMS`, taking flat (n, 64) digits.
 
     An ``Unflatten`` to (n, 1, 8, 8) comes first, so the net reads the rows of
     :func:`bnlib.data.digits` directly.
+
+    Parameters
+    ----------
+    arm
+        One of :data:`CONV_ARMS`.
+    seed
+        Seed of the weights (:func:`bnlib.nets.ConvNet`'s or :func:`bnlib.nets.ResNet`'s); for
+        ``"plain_he"`` every convolution is then redrawn He-normal under the same seed, with zero bias.
+    net
+        One of :data:`IMAGE_NETS`.
 
     Examples
     --------
     >>> net = conv_network("bn", seed=0)
     >>> net(torch.zeros(3, 64)).shape
     torch.Size([3, 10])
+    >>> sum(isinstance(m, nn.Conv2d) for m in conv_network("plain_he", seed=0, net="resnet").modules())
+    5
     """
-    from ..nets import ConvNet
+    from ..nets import ConvNet, ResNet
 
     arm = check_choice(arm, "arm", "conv_network", CONV_ARMS)
     seed = check_seed(seed, "seed", "conv_network")
-    net = ConvNet(batchnorm=arm == "bn", seed=seed)
+    net = check_choice(net, "net", "conv_network", IMAGE_NETS)
+    model = (ConvNet if net == "convnet" else ResNet)(batchnorm=arm == "bn", seed=seed)
     if arm == "plain_he":
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
-            for m in net:
+            for m in model.modules():
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                     m.bias.zero_()
-    return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), *net)
+    return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), *model)
 
 
 def precise_conv(model: nn.Module, X) -> nn.Module:
@@ -570,31 +594,263 @@ def conv_experiment(X, y, X_test, y_test, *, seeds: Sequence[int], arms: Sequenc
     epochs = check_int(epochs, "epochs", func, at_least=1)
     Xtr = torch.as_tensor(np.asarray(X), dtype=torch.float32)
     ytr = torch.as_tensor(np.asarray(y), dtype=torch.long)
-    n = len(Xtr)
     rows = []
     bar = tqdm(total=len(arms) * len(seeds), desc="conv", disable=not progress, leave=False, bar_format=_BAR)
     for seed in seeds:
         for arm in arms:
-            net = conv_network(arm, seed=seed)
-            opt = torch.optim.Adam(net.parameters(), lr=lr)
-            gen = torch.Generator().manual_seed(seed)
-            for epoch in range(1, epochs + 1):
-                net.train()
-                perm = torch.randperm(n, generator=gen)
-                for start in range(0, n, batch_size):
-                    idx = perm[start:start + batch_size]
-                    if len(idx) < 2:
-                        continue
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
-                    opt.step()
+            def evaluate(epoch, net, arm=arm, seed=seed):
                 if epoch in record:
-                    net.eval()
                     precise = precise_conv(net, X) if arm == "bn" else net
                     with torch.no_grad():
                         loss = float(nn.functional.cross_entropy(precise(Xtr), ytr))
                     rows.append(dict(arm=arm, seed=seed, epoch=epoch, test_accuracy=accuracy(net, X_test, y_test),
                                      test_accuracy_precise=accuracy(precise, X_test, y_test), train_loss=loss))
+
+            train_images(conv_network(arm, seed=seed), X, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                         after_epoch=evaluate)
             bar.update()
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def train_images(model: nn.Module, X, y, *, epochs: int, batch_size: int = 32, lr: float = 1e-2, seed: int,
+                 after_epoch=None) -> nn.Module:
+    """Train an image network (flat (n, 64) inputs, class labels) with Adam and cross-entropy, in place.
+
+    Each epoch a seeded permutation of ``X`` (a ``torch.Generator`` seeded with ``seed``), cut into
+    batches of ``batch_size`` (the last, smaller one kept unless it holds one image: BN needs two),
+    so every arm of a seed sees the same data order. After each epoch the model is put in ``eval()``
+    and ``after_epoch(epoch, model)`` is called (epochs count from 1).
+
+    Returns
+    -------
+    nn.Module
+        ``model``, trained, in ``eval()`` mode (BN with its running statistics, momentum 0.1).
+
+    Examples
+    --------
+    >>> X, Xt, y, yt = __import__("bnlib").data.digits(seed=0)
+    >>> seen = []
+    >>> net = train_images(conv_network("bn", seed=0), X[:100], y[:100], epochs=2, seed=0,
+    ...                    after_epoch=lambda e, m: seen.append((e, m.training)))
+    >>> seen, net.training
+    ([(1, False), (2, False)], False)
+    """
+    func = "train_images"
+    epochs = check_int(epochs, "epochs", func, at_least=0)
+    batch_size = check_int(batch_size, "batch_size", func, at_least=2)
+    seed = check_seed(seed, "seed", func)
+    Xtr = torch.as_tensor(check_points(X, None, "X", func, at_least=2), dtype=torch.float32)
+    ytr = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    if ytr.shape != (len(Xtr),):
+        raise ValueError(f"The 'y' parameter of {func} must hold one label per row of X ({len(Xtr)}); "
+                         f"got shape {tuple(ytr.shape)}.")
+    n = len(Xtr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            idx = perm[start:start + batch_size]
+            if len(idx) < 2:
+                continue
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(Xtr[idx]), ytr[idx]).backward()
+            opt.step()
+        model.eval()
+        if after_epoch is not None:
+            after_epoch(epoch, model)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------
+# planes through three images: distances and region counts
+
+
+def plane_triples(labels, n: int, *, seed: int) -> np.ndarray:
+    """``n`` triples of image indices, each of three different classes, drawn with ``seed``.
+
+    For each triple three distinct classes are drawn, then one image of each class (all draws
+    uniform, with ``numpy.random.default_rng(seed)``); triples may share an image.
+
+    Returns
+    -------
+    ndarray of int, (n, 3)
+
+    Examples
+    --------
+    >>> y = np.array([0, 0, 1, 1, 2, 2, 3])
+    >>> t = plane_triples(y, 4, seed=0)
+    >>> t.shape, all(len(set(y[row])) == 3 for row in t)
+    ((4, 3), True)
+    """
+    func = "plane_triples"
+    labels = np.asarray(labels)
+    n = check_int(n, "n", func, at_least=1)
+    seed = check_seed(seed, "seed", func)
+    classes = np.unique(labels)
+    if labels.ndim != 1 or len(classes) < 3:
+        raise ValueError(f"The 'labels' parameter of {func} must be a 1-D array of at least 3 classes; "
+                         f"got shape {labels.shape} with {len(classes)} classes.")
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, 3), dtype=np.int64)
+    for i in range(n):
+        for j, c in enumerate(rng.choice(classes, 3, replace=False)):
+            out[i, j] = rng.choice(np.flatnonzero(labels == c))
+    return out
+
+
+def _segment_distances(p: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Distance from the point ``p`` (2,) to each segment of ``points`` (k, 2, 2)."""
+    p0, d = points[:, 0], points[:, 1] - points[:, 0]
+    t = np.clip(((p - p0) * d).sum(1) / np.maximum((d * d).sum(1), 1e-300), 0.0, 1.0)
+    return np.linalg.norm(p - p0 - t[:, None] * d, axis=1)
+
+
+def plane_measures(part, points=None) -> pd.DataFrame:
+    """Distances from points of a plane to the nearest ReLU boundary, and the plane's region count.
+
+    Measured on an exact partition of a plane (:func:`bnlib.partition` with ``plane=``), at
+    ``points`` (plane coordinates, (n, 2); default: the plane's anchors, the images it was made
+    through). The boundaries of max-pooling layers are left out of the distance (an image usually
+    lies *on* one: blank patches tie a window's maximum), and so are the ReLU units whose boundary
+    passes through the point (within the engine's tolerance, :data:`bnlib.partition.TOLERANCE` times
+    the box diagonal): with zero biases, a unit that sees only blank pixels at an image reads exactly
+    0 there. Those are counted instead.
+
+    Returns
+    -------
+    DataFrame
+        One row per point: ``point`` (its index), ``distance`` (to the nearest segment of a ReLU
+        unit that does not pass through the point; ``inf`` if none), ``ties`` (the number of ReLU
+        boundaries that pass through the point), ``on_pool`` (whether the point lies on a
+        max-pooling boundary), ``regions`` (the partition's region count) and ``area`` (the box's).
+        Boundaries of several units that coincide (the same line in the plane) are drawn, and
+        counted in ``ties``, once.
+
+    Examples
+    --------
+    >>> from bnlib import Plane, partition
+    >>> from bnlib.nets import ConvNet
+    >>> images = np.random.default_rng(0).uniform(size=(3, 1, 8, 8))
+    >>> part = partition(ConvNet(seed=0), plane=Plane.through(images))
+    >>> m = plane_measures(part)
+    >>> m.columns.tolist(), len(m), bool((m["distance"] > 0).all())
+    (['point', 'distance', 'ties', 'on_pool', 'regions', 'area'], 3, True)
+    """
+    from ..nets import Activation, MaxPool
+    from ..partition import TOLERANCE, _diameter
+
+    func = "plane_measures"
+    if points is None:
+        if part.plane is None or part.plane.anchors is None:
+            raise ValueError(f"The 'points' parameter of {func} is needed for a partition without a plane's anchors.")
+        points = part.plane.anchors
+    pts = check_points(points, 2, "points", func, at_least=1)
+    if part.network is not None:  # layers in order: activations and max-pools
+        kinds = [isinstance(op, MaxPool) for op in part.network.ops if isinstance(op, (Activation, MaxPool))]
+    else:
+        kinds = [False] * part.depth
+    pool_layers = [i + 1 for i, is_pool in enumerate(kinds) if is_pool]
+    seg = part.boundaries()
+    relu = ~np.isin(seg.layer, pool_layers)
+    relu_pts, pool_pts = seg.points[relu], seg.points[~relu]
+    # one key per ReLU unit: (layer, unit)
+    _, unit_key = np.unique(np.stack([seg.layer[relu], seg.unit[relu]], 1), axis=0, return_inverse=True)
+    unit_key = unit_key.ravel()
+    tol = TOLERANCE * _diameter(part.box)
+    xmin, xmax, ymin, ymax = part.box
+    rows = []
+    for i, p in enumerate(pts):
+        d = _segment_distances(p, relu_pts)
+        nearest = np.full(unit_key.max() + 1 if len(unit_key) else 0, np.inf)
+        np.minimum.at(nearest, unit_key, d)
+        through = nearest <= tol
+        keep = ~through[unit_key]
+        on_pool = bool(len(pool_pts)) and bool(_segment_distances(p, pool_pts).min() <= tol)
+        rows.append(dict(point=i, distance=float(d[keep].min()) if keep.any() else np.inf, ties=int(through.sum()),
+                         on_pool=on_pool, regions=part.n_regions, area=float((xmax - xmin) * (ymax - ymin))))
+    return pd.DataFrame(rows)
+
+
+PLANE_ARMS = ("plain", "plain_he", "bn", "bn_precise")
+"""The arms measured on planes (:func:`plane_experiment`): :data:`CONV_ARMS`, with BN evaluated with its
+running statistics (``"bn"``, trained networks only: an untrained network's running statistics are
+torch's initial 0 and 1) and with precise statistics of the training images (``"bn_precise"``,
+:func:`precise_conv`)."""
+
+
+def plane_experiment(X, y, X_test, y_test, *, seeds: Sequence[int], triples: int = 5,
+                     nets: Sequence[str] = IMAGE_NETS, states: Sequence[str] = ("untrained", "trained"),
+                     half_width: float = 0.5, epochs: int = 5, batch_size: int = 32, lr: float = 1e-2,
+                     progress: bool = True) -> pd.DataFrame:
+    """Exact partitions of planes through test images, near each image, for untrained and trained image networks.
+
+    For each seed, :func:`plane_triples` draws ``triples`` triples of test images of three classes
+    (with that seed), and every net and arm of the seed is measured on the same planes
+    (:meth:`bnlib.Plane.through` the three images): around each image, the exact partition of the
+    square of half-width ``half_width`` (pixel-space units) centred on it, measured by
+    :func:`plane_measures` (its regions, and the image's distance to the nearest ReLU boundary).
+    Each net of ``nets`` and each arm of :data:`CONV_ARMS` is measured in each of ``states``:
+    ``"untrained"`` and ``"trained"``, after ``epochs`` epochs of :func:`train_images` (the training
+    of :func:`conv_experiment`), in ``eval()`` mode; BN with precise statistics of ``X``
+    (:func:`precise_conv`) and, trained, also with its running statistics (:data:`PLANE_ARMS`).
+
+    Returns
+    -------
+    DataFrame
+        One row per net, state, arm, seed, triple and image: ``net``, ``trained`` (bool), ``arm``,
+        ``seed``, ``triple``, ``point`` (the image's place in the triple), ``image`` (its index in
+        ``X_test``), ``label``, ``distance``, ``ties``, ``on_pool``, ``regions`` (in the square
+        around the image), ``area`` (the square's) as :func:`plane_measures` gives them, and
+        ``test_accuracy`` of the network as measured. A distance above ``half_width`` would only be
+        a lower bound (the square holds the disc of that radius, no more); none is.
+
+    Examples
+    --------
+    >>> X, Xt, y, yt = __import__("bnlib").data.digits(seed=0)
+    >>> t = plane_experiment(X[:100], y[:100], Xt, yt, seeds=[0], triples=1, nets=["convnet"], epochs=1,
+    ...                      half_width=0.1, progress=False)
+    >>> len(t), sorted(t["arm"].unique()), bool((t["distance"] < 0.1).all())
+    (21, ['bn', 'bn_precise', 'plain', 'plain_he'], True)
+    """
+    func = "plane_experiment"
+    seeds = check_seeds(seeds, "seeds", func)
+    triples = check_int(triples, "triples", func, at_least=1)
+    nets = check_choices(nets, "nets", func, IMAGE_NETS)
+    states = check_choices(states, "states", func, ("untrained", "trained"))
+    half_width = check_number(half_width, "half_width", func, low=0, low_open=True)
+    epochs = check_int(epochs, "epochs", func, at_least=1)
+    X_test = check_points(X_test, 64, "X_test", func, at_least=3)
+    y_test = np.asarray(y_test)
+    rows = []
+    bar = tqdm(total=len(seeds) * len(nets) * len(CONV_ARMS), desc="planes", disable=not progress, leave=False,
+               bar_format=_BAR)
+    for seed in seeds:
+        planes = [(t, Plane.through(X_test[idx].reshape(3, 1, 8, 8)), idx)
+                  for t, idx in enumerate(plane_triples(y_test, triples, seed=seed))]
+        for net_name in nets:
+            for arm in CONV_ARMS:
+                measured = []
+                if "untrained" in states:
+                    measured.append((False, "bn_precise" if arm == "bn" else arm,
+                                     conv_network(arm, seed=seed, net=net_name).eval()))
+                if "trained" in states:
+                    trained = train_images(conv_network(arm, seed=seed, net=net_name), X, y, epochs=epochs,
+                                           batch_size=batch_size, lr=lr, seed=seed)
+                    measured += [(True, arm, trained)] + ([(True, "bn_precise", trained)] if arm == "bn" else [])
+                for is_trained, name, model in measured:
+                    model = precise_conv(model, X) if name == "bn_precise" else model
+                    acc = accuracy(model, X_test, y_test)
+                    for t, plane, idx in planes:
+                        for point, (a, b) in enumerate(plane.anchors):
+                            box = (a - half_width, a + half_width, b - half_width, b + half_width)
+                            part = partition(model[1:], box, plane=plane)  # the net after its Unflatten
+                            m = plane_measures(part, [(a, b)]).iloc[0].to_dict()
+                            rows.append(dict(net=net_name, trained=is_trained, arm=name, seed=seed, triple=t,
+                                             point=point, image=int(idx[point]), label=int(y_test[idx[point]]),
+                                             **{k: v for k, v in m.items() if k != "point"}, test_accuracy=acc))
+                bar.update()
     bar.close()
     return pd.DataFrame(rows)

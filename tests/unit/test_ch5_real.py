@@ -165,7 +165,7 @@ def test_conv_arms_share_weights_and_he_arm_is_he():
     for m in convs["plain_he"]:  # He normal: std sqrt(2 / fan_in), zero biases
         fan_in = m.weight[0].numel()
         assert torch.all(m.bias == 0)
-        assert abs(float(m.weight.std()) / np.sqrt(2 / fan_in) - 1) < 0.35
+        assert abs(float(m.weight.detach().std()) / np.sqrt(2 / fan_in) - 1) < 0.35
     assert nets["bn"](torch.zeros(2, 64)).shape == (2, 10)
 
 
@@ -196,3 +196,169 @@ def test_conv_experiment_is_paired_and_reproducible():
     plain = a[a["arm"] != "bn"]
     assert (plain["test_accuracy"] == plain["test_accuracy_precise"]).all()
     assert a["test_accuracy"].between(0, 1).all()
+
+
+# ----------------------------------------------------------------------------------------
+# planes through digit images
+
+
+def _digits_plane(seed=0):
+    Xd, Xt, yd, yt = bnlib.data.digits(seed=0)
+    idx = c5.plane_triples(yt, 1, seed=seed)[0]
+    return Xd, Xt, yd, yt, bnlib.Plane.through(Xt[idx].reshape(3, 1, 8, 8))
+
+
+def _relu_inputs(model: nn.Module, images) -> list[np.ndarray]:
+    """Torch's pre-activations of every ReLU (forward hooks), float64, one (n, units) array per ReLU."""
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(i[0].detach().reshape(len(i[0]), -1).numpy()))
+             for m in model.modules() if isinstance(m, nn.ReLU)]
+    try:
+        with torch.no_grad():
+            model(torch.as_tensor(images, dtype=torch.float64))
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def _single_layer(seed=0, pool=False):
+    """Conv(1->4) with He weights and zero biases, ReLU (then max pooling), a linear read-out."""
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(1, 4, 3, padding=1)
+    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+    nn.init.zeros_(conv.bias)
+    layers = [conv, nn.ReLU()] + ([nn.MaxPool2d(2)] if pool else [])
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(64 if pool else 256, 10)).double().eval()
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_plane_measures_of_one_relu_layer_in_closed_form(pool):
+    # one ReLU layer: each unit is affine on the plane, so its boundary is a straight line, at distance
+    # |h(a)| / |grad h| from the image a; a unit with h(a) = 0 and a non-zero gradient passes through a.
+    # With zero biases a unit that sees only blank pixels at an image reads exactly 0 there.
+    *_, plane = _digits_plane()
+    model = _single_layer(pool=pool)
+    r = 0.5
+    for point, (a, b) in enumerate(plane.anchors):
+        part = bnlib.partition(model, (a - r, a + r, b - r, b + r), plane=plane)
+        m = c5.plane_measures(part, [(a, b)]).iloc[0]
+        h0, h1, h2 = _relu_inputs(model, plane.to_input(np.array([[a, b], [a + 1, b], [a, b + 1]])))[0]
+        grad = np.stack([h1 - h0, h2 - h0], 1)  # affine in the plane: exact differences
+        moving = np.linalg.norm(grad, axis=1) > 1e-9
+        tied = moving & (np.abs(h0) < 1e-9)
+        d = np.abs(h0[moving & ~tied]) / np.linalg.norm(grad[moving & ~tied], axis=1)
+        # units that share a line (at a position where two of the images are blank, every channel vanishes on the
+        # line through those two) are one boundary of the partition: count the tied lines, by their direction
+        normal = grad[tied] / np.linalg.norm(grad[tied], axis=1, keepdims=True)
+        normal *= np.sign(normal[:, :1] + 1e-12 * normal[:, 1:])  # a line's normal up to its sign
+        lines = len(np.unique(np.round(normal, 9), axis=0))
+        assert m["ties"] == lines > 0
+        assert np.isclose(m["distance"], d.min(), rtol=1e-9)
+        assert m["regions"] == part.n_regions and np.isclose(m["area"], (2 * r) ** 2)
+        if not pool:
+            assert not m["on_pool"]  # no max pooling, no pooling boundary to lie on
+    if not pool:  # the max pooling's boundaries are left out: the same distances with and without it
+        with_pool = _single_layer(pool=True)
+        part_a = bnlib.partition(model, plane=plane)
+        part_b = bnlib.partition(with_pool, plane=plane)
+        assert np.allclose(c5.plane_measures(part_a)["distance"], c5.plane_measures(part_b)["distance"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("net", c5.IMAGE_NETS)
+def test_plane_measures_distance_against_forward_passes(net):
+    # a deep net: the ReLU signs (torch's, at points of the plane) are those of the image on a circle
+    # of radius 0.97 d around it, and some sign differs on the circle of radius 1.03 d
+    *_, plane = _digits_plane(seed=1)
+    model = c5.conv_network("plain", seed=2, net=net)[1:].double().eval()
+    a = plane.anchors[0]
+    part = bnlib.partition(model, (a[0] - 0.5, a[0] + 0.5, a[1] - 0.5, a[1] + 0.5), plane=plane)
+    m = c5.plane_measures(part, [a]).iloc[0]
+    d = m["distance"]
+    assert m["ties"] == 0 and 0 < d < 0.5  # torch's biases: no unit reads exactly 0 at an image
+    angles = np.linspace(0, 2 * np.pi, 3000, endpoint=False)
+    circle = np.stack([np.cos(angles), np.sin(angles)], 1)
+    signs = lambda ab: np.concatenate([h > 0 for h in _relu_inputs(model, plane.to_input(ab))], 1)
+    centre = signs(a[None])
+    assert (signs(a + 0.97 * d * circle) == centre).all()
+    assert (signs(a + 1.03 * d * circle) != centre).any(1).any()
+
+
+def test_plane_measures_validate():
+    part = bnlib.partition(bnlib.MLP([2, 4], seed=0), (-1, 1, -1, 1))
+    with pytest.raises(ValueError, match="points"):
+        c5.plane_measures(part)
+    m = c5.plane_measures(part, [(0.0, 0.0)])
+    assert m["ties"].iloc[0] == 0 and not m["on_pool"].iloc[0] and np.isclose(m["area"].iloc[0], 4.0)
+
+
+def test_plane_triples_are_three_classes_and_seeded():
+    _, _, _, yt = bnlib.data.digits(seed=0)
+    t = c5.plane_triples(yt, 50, seed=3)
+    assert t.shape == (50, 3) and all(len(set(yt[row])) == 3 for row in t)
+    assert np.array_equal(t, c5.plane_triples(yt, 50, seed=3))
+    assert not np.array_equal(t, c5.plane_triples(yt, 50, seed=4))
+    assert len(set(yt[t].ravel())) == 10  # 150 draws reach every class
+    with pytest.raises(ValueError, match="3 classes"):
+        c5.plane_triples(np.array([0, 1, 1]), 1, seed=0)
+
+
+def test_resnet_arms_share_weights_and_he_arm_is_he():
+    nets = {arm: c5.conv_network(arm, seed=3, net="resnet") for arm in c5.CONV_ARMS}
+    convs = {arm: [m for m in net.modules() if isinstance(m, nn.Conv2d)] for arm, net in nets.items()}
+    assert len(convs["plain"]) == 5
+    for a, b in zip(convs["plain"], convs["bn"]):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in nets["bn"].modules()) == 5
+    for m in convs["plain_he"]:
+        assert torch.all(m.bias == 0) and abs(float(m.weight.detach().std()) / np.sqrt(2 / m.weight[0].numel()) - 1) < 0.35
+    with pytest.raises(ValueError, match="net"):
+        c5.conv_network("bn", seed=0, net="vgg")
+
+
+def test_train_images_is_conv_experiment_s_training():
+    Xd, Xt, yd, yt = bnlib.data.digits(seed=0)
+    t = c5.conv_experiment(Xd[:150], yd[:150], Xt, yt, seeds=[1], arms=["plain_he"], epochs=2, record=[2],
+                           progress=False)
+    net = c5.train_images(c5.conv_network("plain_he", seed=1), Xd[:150], yd[:150], epochs=2, seed=1)
+    assert not net.training and t["test_accuracy"].iloc[0] == bnlib.train.accuracy(net, Xt, yt)
+    with pytest.raises(ValueError, match="one label per row"):
+        c5.train_images(c5.conv_network("plain", seed=0), Xd[:10], yd[:9], epochs=1, seed=0)
+
+
+def test_plane_experiment_is_paired_and_measures_what_it_trained():
+    Xd, Xt, yd, yt = bnlib.data.digits(seed=0)
+    t = c5.plane_experiment(Xd[:150], yd[:150], Xt, yt, seeds=[0, 1], triples=2, nets=["resnet"], epochs=1,
+                            half_width=0.3, progress=False)
+    # per seed: 2 triples x 3 images x (3 untrained + 4 trained arms)
+    assert len(t) == 2 * 2 * 3 * 7
+    assert set(t[~t["trained"]]["arm"]) == {"plain", "plain_he", "bn_precise"}
+    for seed, g in t.groupby("seed"):  # every arm of a seed sees the same images
+        images = {arm: tuple(h.sort_values(["triple", "point"])["image"]) for (arm, _), h in g.groupby(["arm", "trained"])}
+        assert len(set(images.values())) == 1
+        assert np.array_equal(np.asarray(next(iter(images.values()))).reshape(2, 3), c5.plane_triples(yt, 2, seed=seed))
+    trained = c5.train_images(c5.conv_network("bn", seed=1, net="resnet"), Xd[:150], yd[:150], epochs=1, seed=1)
+    for arm, model in (("bn", trained), ("bn_precise", c5.precise_conv(trained, Xd[:150]))):
+        row = t[(t["seed"] == 1) & t["trained"] & (t["arm"] == arm)].iloc[0]
+        assert row["test_accuracy"] == bnlib.train.accuracy(model, Xt, yt)
+        plane = bnlib.Plane.through(Xt[c5.plane_triples(yt, 1, seed=1)[0]].reshape(3, 1, 8, 8))
+        a, b = plane.anchors[0]
+        part = bnlib.partition(model[1:], (a - 0.3, a + 0.3, b - 0.3, b + 0.3), plane=plane)
+        assert row["regions"] == part.n_regions
+    assert (t["distance"] > 0).all() and (t["distance"] < 0.3).all()
+
+
+def test_saved_planes_run_is_complete_and_paired():
+    from bnlib.experiments import saved_run
+
+    run = saved_run("planes_full")
+    t, setup = pd.DataFrame(run["planes"]), run["setup"]
+    n = setup["seeds"] * setup["triples"] * 3
+    assert len(t) == n * len(setup["nets"]) * 7  # 3 arms untrained, 4 evaluations trained
+    _, _, _, yt = bnlib.data.digits(seed=0)
+    for seed, g in t.groupby("seed"):  # every arm of a seed measured on the planes plane_triples draws
+        expected = c5.plane_triples(yt, setup["triples"], seed=seed).ravel()
+        for _, h in g.groupby(["net", "trained", "arm"]):
+            assert np.array_equal(h.sort_values(["triple", "point"])["image"].to_numpy(), expected)
+    assert (t["distance"] > 0).all() and (t["distance"] < setup["half_width"]).all()
+    assert np.allclose(t["area"], (2 * setup["half_width"]) ** 2)
