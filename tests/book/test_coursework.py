@@ -243,3 +243,39 @@ def test_the_book_never_publishes_the_masters():
     if built.is_dir():
         assert not list((built / "coursework").glob("ch*"))
         assert not list((built / "_sources" / "coursework").glob("*.ipynb"))
+
+
+CONTROL = {chr(c) for c in [*range(0x00, 0x20), 0x7F]} - {"\n", "\t"}
+NOTEBOOKS = sorted(
+    [*(ROOT / "chapters").glob("*.ipynb"), *COURSEWORK.glob("*.ipynb"), *SUBMISSIONS.glob("*.ipynb")]
+)
+
+
+def _texts(nb: dict):
+    """Every cell source and every output text of a notebook (as JSON: lists of lines or strings)."""
+
+    def join(v):
+        return "".join(v) if isinstance(v, list) else (v if isinstance(v, str) else "")
+
+    for i, cell in enumerate(nb["cells"]):
+        yield f"cell {i} source", join(cell.get("source", ""))
+        for j, out in enumerate(cell.get("outputs", [])):
+            yield f"cell {i} output {j} text", join(out.get("text", ""))
+            for mime, value in out.get("data", {}).items():
+                if mime.startswith("text/") or mime.endswith("json"):
+                    yield f"cell {i} output {j} {mime}", join(value)
+            # Tracebacks carry ANSI colour codes (ESC) by design; their message must not.
+            yield f"cell {i} output {j} evalue", join(out.get("evalue", ""))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_notebooks_hold_no_control_characters(path):
+    """A Python string "\\b" or "\\r" written into LaTeX once became a backspace in a solution."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found = [
+        (where, repr(text[max(0, k - 20) : k + 20]))
+        for where, text in _texts(nb)
+        for k, ch in enumerate(text)
+        if ch in CONTROL
+    ]
+    assert not found, found[:5]
