@@ -164,9 +164,15 @@ def _secrets(master: Path) -> tuple[list[str], list[str]]:
     return solutions, hidden_only
 
 
+# Chapters in the book whose assignment is still to be written (coursework/index.md says so).
+PENDING = {"05_real_networks"}
+
+
 def test_every_chapter_has_an_assignment():
-    chapters = sorted((ROOT / "chapters").glob("0*.ipynb"))
-    assert len(MASTERS) == len(chapters), (MASTERS, chapters)
+    chapters = sorted(p.stem for p in (ROOT / "chapters").glob("0*.ipynb"))
+    with_assignment = [c for c in chapters if c not in PENDING]
+    assert [n.split("_", 1)[1] for n in NAMES] == [c.split("_", 1)[1] for c in with_assignment], (NAMES, chapters)
+    assert PENDING <= set(chapters), "a pending chapter was renamed: update PENDING"
     assert sorted(WRONG_QUESTION) == NAMES
     assert sorted(p.stem.removesuffix("_wrong") for p in SUBMISSIONS.glob("*_wrong.ipynb")) == NAMES
 
@@ -279,3 +285,29 @@ def test_notebooks_hold_no_control_characters(path):
         if ch in CONTROL
     ]
     assert not found, found[:5]
+
+
+def test_grade_class_writes_one_csv_for_a_folder_of_submissions(graded, tmp_path):
+    """tools/grade_class.py (make grade) grades a folder offline: the right and the wrong submission."""
+    import csv
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from grade_class import grade_class
+    finally:
+        sys.path.pop(0)
+    name = "ch2_bn_partition"
+    info = graded[name]
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copy(info["dir"] / "autograder" / f"{name}.ipynb", folder / "right.ipynb")
+    shutil.copy(SUBMISSIONS / f"{name}_wrong.ipynb", folder / "wrong.ipynb")
+    (folder / "broken.ipynb").write_text("not a notebook")
+    csv_path = grade_class(info["zip"], folder, tmp_path / "out", jobs=2)
+    rows = {r["submission"]: r for r in csv.DictReader(csv_path.open())}
+    assert sorted(rows) == ["broken.ipynb", "right.ipynb", "wrong.ipynb"]
+    right, wrong = rows["right.ipynb"], rows["wrong.ipynb"]
+    assert right["error"] == "" and float(right["total"]) == float(right["max_total"]) > 0
+    assert wrong["error"] == "" and 0 < float(wrong["total"]) < float(wrong["max_total"])
+    assert rows["broken.ipynb"]["error"] and rows["broken.ipynb"]["total"] == ""
+    assert float(wrong[WRONG_QUESTION[name]]) < float(right[WRONG_QUESTION[name]])
