@@ -37,6 +37,14 @@ WRONG_QUESTION = {
     "ch3_smart_init": "q1",
     "ch4_batch_noise": "q1",
 }
+# Assignments deepened to the issue-16 standard: more wrong submissions (NAME_wrong_KIND.ipynb, each
+# with the question it must fail), the stub gets at most 20 %, the student notebook runs in < 60 s.
+MORE_WRONG = {
+    "ch2_bn_partition_wrong_axis": "q1",  # BN statistics over the features instead of the batch
+    "ch2_bn_partition_wrong_sign": "q3",  # distance to <w, z> = b instead of <w, z> + b = 0
+}
+DEEPENED = sorted({k.rsplit("_wrong", 1)[0] for k in MORE_WRONG})
+STUDENT_SECONDS = 60
 
 
 def _env() -> dict[str, str]:
@@ -69,13 +77,17 @@ def _assign(master: Path, dest: Path) -> subprocess.CompletedProcess:
 
 def _run_student(path: Path) -> nbformat.NotebookNode:
     """The student notebook executed top to bottom, errors allowed (its stubs fail their checks)."""
+    import time
+
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
     )
+    start = time.perf_counter()
     client.execute()
+    nb.metadata["seconds_to_run"] = time.perf_counter() - start
     return nb
 
 
@@ -113,6 +125,14 @@ def _grade_all(base: Path, out: dict[str, dict]) -> None:
             jobs[n, "student"] = pool.submit(_run_student, d / "student" / f"{n}.ipynb")
             jobs[n, "master"] = pool.submit(_grade, zips[0], d / "autograder" / f"{n}.ipynb", base / f"{n}-res-master")
             jobs[n, "wrong"] = pool.submit(_grade, zips[0], wrong, base / f"{n}-res-wrong")
+            if n in DEEPENED:
+                stub = d / "student" / f"{n}.ipynb"
+                jobs[n, "stub"] = pool.submit(_grade, zips[0], stub, base / f"{n}-res-stub")
+                for kind in (k for k in MORE_WRONG if k.startswith(f"{n}_wrong")):
+                    sub_dir = base / kind
+                    sub_dir.mkdir()
+                    shutil.copy(SUBMISSIONS / f"{kind}.ipynb", sub_dir / f"{n}.ipynb")
+                    jobs[n, kind] = pool.submit(_grade, zips[0], sub_dir / f"{n}.ipynb", base / f"{kind}-res")
         for (n, kind), job in jobs.items():
             out[n][kind] = job.result()
 
@@ -123,6 +143,14 @@ def _questions(results: dict) -> dict[str, dict]:
 
 def _source_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _unparsed(line: str) -> str | None:
+    """A line as Otter rewrites it, or None for a line that is not a statement alone (a for header)."""
+    try:
+        return ast.unparse(ast.parse(line))
+    except SyntaxError:
+        return None
 
 
 def _secrets(master: Path) -> tuple[list[str], list[str]]:
@@ -160,7 +188,10 @@ def _secrets(master: Path) -> tuple[list[str], list[str]]:
                 solutions.append(line[: -len("# SOLUTION")].strip())
     hidden_only = [line for line in hidden if line not in public]
     # Otter writes test code through ast.unparse (1e-3 becomes 0.001): search for both spellings.
-    hidden_only += [ast.unparse(ast.parse(line)) for line in hidden_only]
+    hidden_only += [_unparsed(line) for line in hidden_only if _unparsed(line)]
+    # Lines the question text hands out on purpose (the experiment's recipe) are no leak.
+    given = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    solutions = [line for line in solutions if f"`{line}`" not in given]
     return solutions, hidden_only
 
 
@@ -175,6 +206,7 @@ def test_every_chapter_has_an_assignment():
     assert PENDING <= set(chapters), "a pending chapter was renamed: update PENDING"
     assert sorted(WRONG_QUESTION) == NAMES
     assert sorted(p.stem.removesuffix("_wrong") for p in SUBMISSIONS.glob("*_wrong.ipynb")) == NAMES
+    assert sorted(p.stem for p in SUBMISSIONS.glob("*_wrong_*.ipynb")) == sorted(MORE_WRONG)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -311,3 +343,33 @@ def test_grade_class_writes_one_csv_for_a_folder_of_submissions(graded, tmp_path
     assert wrong["error"] == "" and 0 < float(wrong["total"]) < float(wrong["max_total"])
     assert rows["broken.ipynb"]["error"] and rows["broken.ipynb"]["total"] == ""
     assert float(wrong[WRONG_QUESTION[name]]) < float(right[WRONG_QUESTION[name]])
+
+
+@pytest.mark.parametrize("kind", sorted(MORE_WRONG))
+def test_each_plausible_wrong_answer_gets_partial_marks(graded, kind):
+    """Unbiased variance (NAME_wrong), statistics over the wrong axis, a sign error: each loses marks."""
+    res = graded[kind.rsplit("_wrong", 1)[0]][kind]
+    assert res["results"] is not None, res["log"]
+    questions = _questions(res["results"])
+    score = sum(t["score"] for t in questions.values())
+    total = sum(t["max_score"] for t in questions.values())
+    assert 0 < score < total, (score, total)
+    failing = questions[MORE_WRONG[kind]]
+    assert failing["score"] < failing["max_score"] and "failed" in failing["output"].lower()
+
+
+@pytest.mark.parametrize("name", DEEPENED)
+def test_stub_gets_at_most_a_fifth_and_runs_quickly(graded, name):
+    res = graded[name]["stub"]
+    assert res["results"] is not None, res["log"]
+    questions = _questions(res["results"])
+    score = sum(t["score"] for t in questions.values())
+    total = sum(t["max_score"] for t in questions.values())
+    assert total > 0 and score <= 0.2 * total, (score, total)
+    master = nbformat.read(COURSEWORK / f"{name}.ipynb", as_version=4)
+    heads = [c.source for c in master.cells if c.cell_type == "raw" and c.source.startswith("# BEGIN QUESTION")]
+    assert sum("manual: true" not in h for h in heads) >= 6 and sum("manual: true" in h for h in heads) >= 1
+    assert all("*Rubric" in c.source for i, c in enumerate(master.cells[1:], 1)
+               if "manual: true" in master.cells[i - 1].source)
+    seconds = graded[name]["student"].metadata["seconds_to_run"]
+    assert seconds < STUDENT_SECONDS, f"the student notebook took {seconds:.0f} s with its stubs"
