@@ -796,7 +796,7 @@ def _maxpool_index(m: nn.MaxPool2d, shape: tuple) -> tuple[np.ndarray, tuple]:
 
 
 def _batch_rows(batch, shape: tuple, func: str = "partition") -> np.ndarray:
-    """A batch of inputs (n, d) or (n, *shape) as finite float64 rows (n, d)."""
+    """A batch of inputs (n, d) or ``(n, *shape)`` as finite float64 rows (n, d)."""
     if isinstance(batch, torch.Tensor):
         batch = batch.detach().cpu().numpy()
     try:
@@ -828,7 +828,7 @@ def read_network(model: nn.Module, input_shape: Sequence[int], batch=None) -> Ne
     input_shape
         The shape of one input: ``(d,)`` or ``(C, H, W)``.
     batch
-        None: every BN uses its running statistics. A batch of inputs (n, d) or (n, *input_shape),
+        None: every BN uses its running statistics. A batch of inputs (n, d) or ``(n, *input_shape)``,
         n >= 2: every BN uses the statistics of its input over the batch, as torch's training mode
         computes them (``BatchNorm2d``: per channel over the batch and the positions; the biased
         variance; the layer's eps).

@@ -464,12 +464,12 @@ class Plane:
         return len(self.origin)
 
     def to_input(self, ab) -> np.ndarray:
-        """Inputs (n, *shape) at plane coordinates ``ab`` (n, 2), float64."""
+        """Inputs ``(n, *shape)`` at plane coordinates ``ab`` (n, 2), float64."""
         ab = check_points(ab, 2, "ab", "Plane.to_input")
         return (self.origin + ab @ self.basis.T).reshape((len(ab),) + self.shape)
 
     def coordinates(self, x) -> np.ndarray:
-        """Plane coordinates (n, 2) of inputs ``x`` (n, d) or (n, *shape): their orthogonal projection."""
+        """Plane coordinates (n, 2) of inputs ``x`` ``(n, d)`` or ``(n, *shape)``: their orthogonal projection."""
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
         x = np.asarray(x, dtype=np.float64)
@@ -540,7 +540,7 @@ def partition(model: nn.Module | Sequence[AffineLayer], box=None, *, plane: Plan
     plane
         A :class:`Plane` through the input space (:meth:`Plane.through` three inputs).
     batch
-        If given (a batch of inputs (N, d) or (N, *input shape), N >= 2), every BN layer uses
+        If given (a batch of inputs ``(N, d)`` or ``(N, *input_shape)``, N >= 2), every BN layer uses
         the statistics of its input over this batch, as in training mode (``BatchNorm2d``: per
         channel over the batch and the positions; the biased variance, the layer's eps); the
         model's running statistics are not touched. If None, the running statistics are used

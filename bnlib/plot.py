@@ -116,6 +116,25 @@ def _segments(ax, points: np.ndarray, color, lw: float, zorder: float, label=Non
         ax.add_collection(LineCollection(points, colors=color, linewidths=lw, zorder=zorder, label=label))
 
 
+def _finish(ax, box, data, labels, title):
+    """The data (black, or coloured by class) over the drawing, the box as limits, the book's axes."""
+    if data is not None:
+        X = np.asarray(data, dtype=np.float64)
+        if labels is None:
+            ax.scatter(X[:, 0], X[:, 1], s=7, c="black", zorder=4, linewidths=0)
+        else:
+            colors = np.array(CLASS_COLORS)[np.asarray(labels) % len(CLASS_COLORS)]
+            ax.scatter(X[:, 0], X[:, 1], s=12, c=colors, edgecolors="black", linewidths=0.4, zorder=4)
+    xmin, xmax, ymin, ymax = box
+    ax.set_xlim(xmin, xmax)
+    ax.set_ylim(ymin, ymax)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=8)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
 def plot_partition(
     part: Partition,
     ax=None,
@@ -174,20 +193,7 @@ def plot_partition(
     _segments(ax, seg.points[seg.layer == layer], LAYER_COLOR, 1.3, 2)
     if decision:
         _segments(ax, part.decision_boundary(), DECISION_COLOR, 2.4, 3)
-    if data is not None:
-        X = np.asarray(data, dtype=np.float64)
-        if labels is None:
-            ax.scatter(X[:, 0], X[:, 1], s=7, c="black", zorder=4, linewidths=0)
-        else:
-            colors = np.array(CLASS_COLORS)[np.asarray(labels) % len(CLASS_COLORS)]
-            ax.scatter(X[:, 0], X[:, 1], s=12, c=colors, edgecolors="black", linewidths=0.4, zorder=4)
-    ax.set_xlim(xmin, xmax)
-    ax.set_ylim(ymin, ymax)
-    ax.set_aspect("equal")
-    ax.tick_params(labelsize=8)
-    if title is not None:
-        ax.set_title(title)
-    return ax
+    return _finish(ax, (xmin, xmax, ymin, ymax), data, labels, title)
 
 
 def plot_sampled_boundaries(
@@ -256,20 +262,7 @@ def plot_sampled_boundaries(
     if decision and out.shape[1] == 1 and out.min() < 0 < out.max():
         ax.contour(gx, gy, out[:, 0].reshape(gx.shape), levels=[0.0], colors=[DECISION_COLOR], linewidths=2.4,
                    zorder=3)
-    if data is not None:
-        X = np.asarray(data, dtype=np.float64)
-        if labels is None:
-            ax.scatter(X[:, 0], X[:, 1], s=7, c="black", zorder=4, linewidths=0)
-        else:
-            colors = np.array(CLASS_COLORS)[np.asarray(labels) % len(CLASS_COLORS)]
-            ax.scatter(X[:, 0], X[:, 1], s=12, c=colors, edgecolors="black", linewidths=0.4, zorder=4)
-    ax.set_xlim(xmin, xmax)
-    ax.set_ylim(ymin, ymax)
-    ax.set_aspect("equal")
-    ax.tick_params(labelsize=8)
-    if title is not None:
-        ax.set_title(title)
-    return ax
+    return _finish(ax, (xmin, xmax, ymin, ymax), data, labels, title)
 
 
 def plot_layers(part: Partition, axes: Sequence | None = None, *, data=None, labels=None, **kwargs):

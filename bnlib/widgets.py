@@ -121,7 +121,9 @@ class LiveFigure:
     again on the same axes, and, while the axes' frame (limits, ticks, labels, position, title
     lines, legend entries) is what it was, draws only the frame's artists and title over a cached
     rendering of the rest (matplotlib's blitting). Artists the frame function marks with the gid
-    :data:`BACKGROUND` (they must not depend on its parameters) stay in that cached rendering too. A changed frame, and the first one, get a full draw. The PNG is
+    :data:`BACKGROUND` (they must not depend on its parameters) stay in that cached rendering too.
+    A changed frame, and the first one, get a full draw; so does every frame of a frame function
+    that reshapes the figure (splits the axes it is given into panels), on a fresh axes. The PNG is
     cropped like the inline backend's (``bbox_inches="tight"``, 0.1 inch pad), and the last few
     states are kept, so going back to a state costs nothing.
 
@@ -149,6 +151,7 @@ class LiveFigure:
         self._crop = None
         self._cache: dict = {}
         self._cache_size = cache
+        self._reshaped = False
 
     def _clear(self) -> None:
         ax = self.ax
@@ -195,9 +198,23 @@ class LiveFigure:
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key in self._cache:
             return self._cache[key]
-        self._clear()
+        if self._reshaped:  # the last frame replaced the axes: start again from one axes
+            self.figure.clear()
+            self.ax = self.figure.subplots()
+            self._frame_key, self._background, self._reshaped = None, None, False
+        else:
+            self._clear()
         self.draw(self.ax, **values)
         canvas = self.figure.canvas
+        if self.figure.axes != [self.ax]:
+            # The frame function reshaped the figure (split its axes into panels, say): draw it
+            # whole, and give the next frame a fresh axes.
+            self._reshaped = True
+            canvas.draw()
+            self._crop = self.figure.get_tightbbox(canvas.get_renderer()).padded(0.1).transformed(
+                self.figure.dpi_scale_trans)
+            self.full_draws += 1
+            return self._store(key, self._png())
         dynamic = self._dynamic()
         frame_key = self._key()
         if frame_key != self._frame_key or self._background is None:
@@ -220,7 +237,9 @@ class LiveFigure:
             # The spines go with the artists (in z-order), so a fill under them does not cover them.
             for artist in sorted([*dynamic, *ax.spines.values()], key=lambda a: a.get_zorder()):
                 ax.draw_artist(artist)
-        png = self._png()
+        return self._store(key, self._png())
+
+    def _store(self, key, png: bytes) -> bytes:
         if len(self._cache) >= self._cache_size:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = png

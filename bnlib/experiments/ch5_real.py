@@ -45,7 +45,7 @@ from .ch2_partition import network as _ch2_network
 
 __all__ = ["ARMS", "network", "RecordedRun", "record_run", "running_statistics", "mode_experiment",
            "train_arms", "unit_geometry", "ray_distances", "compare", "holm_verdicts",
-           "CUT_SHARE", "NEAR_CENTROID"]
+           "CUT_SHARE", "NEAR_CENTROID", "CONV_ARMS", "conv_network", "precise_conv", "conv_experiment"]
 
 ARMS = ("plain_he", "bn", "layernorm", "groupnorm")
 """The arms, all with the same ``Linear`` weights for a seed (normalization layers draw no random
@@ -477,3 +477,124 @@ def compare(frame: pd.DataFrame, value: str, pairs: Sequence[tuple[str, str]], *
         d.insert(0, "value", value)
         out.append(d)
     return pd.concat(out, ignore_index=True)
+
+
+CONV_ARMS = ("plain", "plain_he", "bn")
+"""The ConvNet's arms (:func:`conv_network`): ``"plain"`` (torch's default initialization, no BN),
+``"plain_he"`` (no BN, He-normal convolutions with zero biases: the baseline at its best) and ``"bn"``
+(``BatchNorm2d`` after each convolution). ``"plain"`` and ``"bn"`` share their weights for a seed."""
+
+
+def conv_network(arm: str, *, seed: int) -> nn.Sequential:
+    """The book's :func:`bnlib.nets.ConvNet` for one of :data:`CONV_ARMS`, taking flat (n, 64) digits.
+
+    An ``Unflatten`` to (n, 1, 8, 8) comes first, so the net reads the rows of
+    :func:`bnlib.data.digits` directly.
+
+    Examples
+    --------
+    >>> net = conv_network("bn", seed=0)
+    >>> net(torch.zeros(3, 64)).shape
+    torch.Size([3, 10])
+    """
+    from ..nets import ConvNet
+
+    arm = check_choice(arm, "arm", "conv_network", CONV_ARMS)
+    seed = check_seed(seed, "seed", "conv_network")
+    net = ConvNet(batchnorm=arm == "bn", seed=seed)
+    if arm == "plain_he":
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            for m in net:
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                    m.bias.zero_()
+    return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), *net)
+
+
+def precise_conv(model: nn.Module, X) -> nn.Module:
+    """A copy of ``model`` (in ``eval()``) whose BN layers (any dimension) carry the statistics of all of ``X``.
+
+    What :func:`bnlib.nets.precise_batchnorm` computes for ``BatchNorm1d``, done the way torch does it:
+    running statistics reset, ``momentum=None``, one training-mode pass of ``X`` as a single batch
+    (each BN layer's input normalised by the statistics of ``X`` in the layers before it).
+
+    Examples
+    --------
+    >>> net = conv_network("bn", seed=0).eval()
+    >>> X = np.random.default_rng(0).random((50, 64))
+    >>> p = precise_conv(net, X)
+    >>> u = p[:2](torch.tensor(X, dtype=torch.float32))  # the first convolution's output
+    >>> bool(torch.allclose(p[2].running_mean, u.mean((0, 2, 3)), atol=1e-5))
+    True
+    """
+    net = copy.deepcopy(model)
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(torch.as_tensor(np.asarray(X), dtype=torch.float32))
+    return net.eval()
+
+
+def conv_experiment(X, y, X_test, y_test, *, seeds: Sequence[int], arms: Sequence[str] = CONV_ARMS,
+                    epochs: int = 5, batch_size: int = 32, lr: float = 1e-2, record: Sequence[int] = (1, 5),
+                    progress: bool = True) -> pd.DataFrame:
+    """Train the ConvNet's arms (:func:`conv_network`) on the digits with Adam, paired by seed.
+
+    Every arm of a seed sees the same data order (a seeded permutation each epoch, batches of
+    ``batch_size``, the last smaller one kept unless it holds one image). After each epoch in
+    ``record`` the network is evaluated in ``eval()`` mode: test accuracy with running statistics
+    and with precise statistics (:func:`precise_conv`; the same number without BN), and the training
+    loss.
+
+    Returns
+    -------
+    DataFrame
+        One row per arm, seed and recorded epoch: ``arm, seed, epoch, test_accuracy,
+        test_accuracy_precise, train_loss``.
+
+    Examples
+    --------
+    >>> X, Xt, y, yt = __import__("bnlib").data.digits(seed=0)
+    >>> t = conv_experiment(X[:200], y[:200], Xt[:50], yt[:50], seeds=[0], arms=["bn"], epochs=1, record=[1],
+    ...                     progress=False)
+    >>> t.columns.tolist()
+    ['arm', 'seed', 'epoch', 'test_accuracy', 'test_accuracy_precise', 'train_loss']
+    """
+    func = "conv_experiment"
+    arms = check_choices(arms, "arms", func, CONV_ARMS)
+    seeds = check_seeds(seeds, "seeds", func)
+    epochs = check_int(epochs, "epochs", func, at_least=1)
+    Xtr = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    ytr = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    n = len(Xtr)
+    rows = []
+    bar = tqdm(total=len(arms) * len(seeds), desc="conv", disable=not progress, leave=False, bar_format=_BAR)
+    for seed in seeds:
+        for arm in arms:
+            net = conv_network(arm, seed=seed)
+            opt = torch.optim.Adam(net.parameters(), lr=lr)
+            gen = torch.Generator().manual_seed(seed)
+            for epoch in range(1, epochs + 1):
+                net.train()
+                perm = torch.randperm(n, generator=gen)
+                for start in range(0, n, batch_size):
+                    idx = perm[start:start + batch_size]
+                    if len(idx) < 2:
+                        continue
+                    opt.zero_grad()
+                    nn.functional.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
+                    opt.step()
+                if epoch in record:
+                    net.eval()
+                    precise = precise_conv(net, X) if arm == "bn" else net
+                    with torch.no_grad():
+                        loss = float(nn.functional.cross_entropy(precise(Xtr), ytr))
+                    rows.append(dict(arm=arm, seed=seed, epoch=epoch, test_accuracy=accuracy(net, X_test, y_test),
+                                     test_accuracy_precise=accuracy(precise, X_test, y_test), train_loss=loss))
+            bar.update()
+    bar.close()
+    return pd.DataFrame(rows)

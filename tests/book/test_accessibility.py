@@ -22,7 +22,8 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, SCREENSHOTS, skip_or_fail
-from test_browser import CHAPTERS, PAGES, PageVisit, _has_math, _wait_for_mathjax
+from test_browser import (CHAPTERS, IDLE_TIMEOUT_MS, PAGES, PageVisit, _has_math,
+                          _wait_for_mathjax, idle)
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 REPORT = ROOT / "_build" / "a11y" / "theme-violations.json"
@@ -30,13 +31,13 @@ SERIOUS = {"serious", "critical"}
 ARTICLE = "article.bd-article"
 
 
-def _settle(page) -> None:
+def _settle(page, visit=None) -> None:
     """Wait for what renders after load: MathJax and the embedded widgets."""
     if _has_math(page):
         _wait_for_mathjax(page)
     if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
-        page.wait_for_selector(".jupyter-widgets", timeout=30_000)
-    page.wait_for_load_state("networkidle")
+        page.wait_for_selector(".jupyter-widgets", timeout=IDLE_TIMEOUT_MS)
+    idle(page, visit)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_axe_finds_no_serious_violation_in_the_content(browser, server, theme_re
     visit = PageVisit(browser, f"{server}/{name}")
     try:
         page = visit.page
-        _settle(page)
+        _settle(page, visit)
         page.add_script_tag(path=str(AXE))
         violations = page.evaluate(
             """async (article) => {
@@ -149,8 +150,8 @@ def test_figures_readable_in_dark_mode(browser, server, name):
         page = visit.page
         # pydata-sphinx-theme reads the reader's choice from localStorage before it paints.
         page.add_init_script("localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');")
-        page.goto(f"{server}/{name}", wait_until="load")
-        _settle(page)
+        page.goto(f"{server}/{name}", wait_until="load", timeout=IDLE_TIMEOUT_MS)
+        _settle(page, visit)
         assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
         body = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
         rgb = np.array([float(x) for x in body[body.index("(") + 1:-1].split(",")[:3]])

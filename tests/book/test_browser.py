@@ -25,6 +25,25 @@ from conftest import BUILD_HTML, LOCAL_HOSTS, SCREENSHOTS, book_pages, skip_or_f
 PAGES = [p.relative_to(BUILD_HTML).as_posix() for p in book_pages()]
 
 
+# How long a page may take to go quiet (no request for 500 ms). A page settles in about 5 s on an
+# idle machine; the CI machine has two cores shared with the rest of the suite, so the limit is
+# generous, and a page that does not settle says which requests were still open.
+IDLE_TIMEOUT_MS = 120_000
+
+
+def idle(page, visit: "PageVisit | None" = None) -> None:
+    """Wait until the page has had no network activity for 500 ms; on time-out say what was open."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_load_state("networkidle", timeout=IDLE_TIMEOUT_MS)
+    except PlaywrightTimeout:
+        open_requests = sorted(set(visit.pending.values()))[:20] if visit is not None else []
+        raise AssertionError(f"{page.url}: the network did not go quiet within "
+                             f"{IDLE_TIMEOUT_MS / 1000:.0f} s; requests still open: "
+                             f"{open_requests}") from None
+
+
 class PageVisit:
     """One page opened in a fresh context, with everything that went wrong recorded."""
 
@@ -42,8 +61,13 @@ class PageVisit:
         self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
         self.page.on("requestfailed", self._request_failed)
         self.page.on("requestfinished", lambda request: self.loaded.append(request.url))
-        self.page.goto(url, wait_until="load")
-        self.page.wait_for_load_state("networkidle")
+        self.pending: dict[int, str] = {}
+        self.page.on("request", lambda request: self.pending.__setitem__(id(request), request.url))
+        self.page.on("requestfinished", lambda request: self.pending.pop(id(request), None))
+        self.page.on("requestfailed", lambda request: self.pending.pop(id(request), None))
+        self.page.goto(url, wait_until="load", timeout=IDLE_TIMEOUT_MS)
+        idle(self.page, self)
+
 
     def _route(self, route):
         url = route.request.url
@@ -84,7 +108,7 @@ def _has_math(page) -> bool:
 
 def _wait_for_mathjax(page):
     page.wait_for_function(
-        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=IDLE_TIMEOUT_MS)
     page.evaluate("() => MathJax.startup.promise")
 
 
@@ -114,20 +138,20 @@ def test_page_works_offline(browser, server, name):
                 f"{name}: {n_math} math elements but only {n_typeset} typeset by MathJax"
             errors = page.locator("mjx-merror").all_inner_texts()
             assert not errors, f"{name}: TeX errors {errors}"
-            page.wait_for_load_state("networkidle")
+            idle(page, visit)
             fonts = [u for u in visit.loaded if "/_static/mathjax/output/chtml/fonts/" in u]
             assert fonts, f"{name}: MathJax typeset without loading its fonts from _static"
         if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
             # ipywidgets rendered from the embedded state, their $...$ labels typeset.
-            page.wait_for_selector(".jupyter-widgets", timeout=30_000)
-            page.wait_for_load_state("networkidle")
+            page.wait_for_selector(".jupyter-widgets", timeout=IDLE_TIMEOUT_MS)
+            idle(page, visit)
             if page.evaluate("() => !!(window.MathJax && MathJax.startup)"):
                 _wait_for_mathjax(page)
                 page.wait_for_timeout(200)
             raw = [t for t in page.locator(".jupyter-widgets .widget-label").all_inner_texts()
                    if re.search(r"\$[^$]+\$", t)]
             assert not raw, f"{name}: widget labels with untypeset math: {raw}"
-        page.wait_for_load_state("networkidle")
+        idle(page, visit)
         _screenshot(page, name)
         assert not visit.problems(), f"{name}:\n  " + "\n  ".join(visit.problems())
     finally:

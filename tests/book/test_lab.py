@@ -144,8 +144,17 @@ def _run_all(page) -> dict:
 
 
 def _raw_myst(page) -> list[str]:
-    texts = page.evaluate("""() => Array.from(document.querySelectorAll('.jp-MarkdownCell'))
-        .map(c => (c.querySelector('.jp-RenderedMarkdown, .jp-MarkdownOutput, .myst') || c).innerText)""")
+    # typeset math is left out: its rendered text ("u(x)=" on a line of its own) is not MyST
+    texts = page.evaluate("""() => {
+        const math = Array.from(document.querySelectorAll(
+            '.jp-MarkdownCell .katex, .jp-MarkdownCell mjx-container, .jp-MarkdownCell .MathJax, .jp-MarkdownCell math'));
+        const shown = math.map(e => e.style.display);
+        math.forEach(e => { e.style.display = 'none'; });
+        const out = Array.from(document.querySelectorAll('.jp-MarkdownCell'))
+            .map(c => (c.querySelector('.jp-RenderedMarkdown, .jp-MarkdownOutput, .myst') || c).innerText);
+        math.forEach((e, i) => { e.style.display = shown[i]; });
+        return out;
+    }""")
     found = []
     for i, text in enumerate(texts):
         for m in RAW_MYST.finditer(text):
@@ -175,7 +184,9 @@ def _widgets(page) -> list[dict]:
             if kind == "slider":
                 handle = sliders.nth(i)
                 handle.focus()
-                handle.press("ArrowRight")
+                # a slider that starts at its end (chapter 5's training step) moves back instead
+                at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+                handle.press("ArrowLeft" if at_end else "ArrowRight")
             elif kind == "dropdown":
                 select = dropdowns.nth(i)
                 options = select.locator("option").all_inner_texts()

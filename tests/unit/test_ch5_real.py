@@ -153,3 +153,46 @@ def test_compare_is_paired_difference():
     t = pd.DataFrame({"arm": ["a", "b"] * 4, "seed": np.repeat(range(4), 2), "v": [3.0, 1.0, 2.0, 1.5, 4.0, 0.0, 1.0, 1.0]})
     c = c5.compare(t, "v", [("a", "b"), ("b", "a")])
     assert np.isclose(c["mean"].iloc[0], np.mean([2.0, 0.5, 4.0, 0.0])) and np.isclose(c["mean"].iloc[1], -c["mean"].iloc[0])
+
+
+def test_conv_arms_share_weights_and_he_arm_is_he():
+    nets = {arm: c5.conv_network(arm, seed=3) for arm in c5.CONV_ARMS}
+    convs = {arm: [m for m in net if isinstance(m, nn.Conv2d)] for arm, net in nets.items()}
+    for a, b in zip(convs["plain"], convs["bn"]):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in nets["bn"])
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in nets["plain_he"])
+    for m in convs["plain_he"]:  # He normal: std sqrt(2 / fan_in), zero biases
+        fan_in = m.weight[0].numel()
+        assert torch.all(m.bias == 0)
+        assert abs(float(m.weight.std()) / np.sqrt(2 / fan_in) - 1) < 0.35
+    assert nets["bn"](torch.zeros(2, 64)).shape == (2, 10)
+
+
+def test_precise_conv_is_one_training_pass_of_all_the_data():
+    net = c5.conv_network("bn", seed=1)
+    Xd = np.random.default_rng(0).random((40, 64))
+    p = c5.precise_conv(net, Xd)
+    assert not p.training and net.training  # the copy is in eval, the model untouched
+    x = torch.tensor(Xd, dtype=torch.float32)
+    with torch.no_grad():
+        u = net[1](net[0](x))  # first convolution's pre-activations, written out
+    assert torch.allclose(p[2].running_mean, u.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(p[2].running_var, u.transpose(0, 1).flatten(1).var(1, unbiased=True), rtol=1e-4)
+    # in eval the precise copy reproduces training mode on the same full batch, up to torch's unbiased
+    # variance in eval (a factor n / (n - 1) with n = 640 patches in the second layer)
+    ref = copy.deepcopy(net).train()
+    with torch.no_grad():
+        assert torch.allclose(p(x), ref(x), atol=2e-3)
+
+
+def test_conv_experiment_is_paired_and_reproducible():
+    Xd, Xt, yd, yt = bnlib.data.digits(seed=0)
+    kw = dict(seeds=[0], epochs=2, record=[1, 2], progress=False)
+    a = c5.conv_experiment(Xd[:120], yd[:120], Xt[:40], yt[:40], **kw)
+    b = c5.conv_experiment(Xd[:120], yd[:120], Xt[:40], yt[:40], **kw)
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(set(a["arm"])) == sorted(c5.CONV_ARMS) and sorted(set(a["epoch"])) == [1, 2]
+    plain = a[a["arm"] != "bn"]
+    assert (plain["test_accuracy"] == plain["test_accuracy_precise"]).all()
+    assert a["test_accuracy"].between(0, 1).all()

@@ -121,3 +121,25 @@ def test_live_shows_a_png_per_move():
     slider.value = 3
     assert w.live_figure.full_draws >= 1
     assert plt.get_fignums() == []  # the widget's figure is not a pyplot figure (never shown twice)
+
+
+def test_live_figure_redraws_a_frame_function_that_splits_its_axes():
+    # chapter 5's mode_pair_frame turns the one axes it is given into two panels: every move
+    # must still render (a full draw on a fresh axes), and a state must render the same each time
+    from matplotlib.figure import Figure
+
+    from bnlib.widgets import LiveFigure
+
+    def split(ax, *, shift):
+        fig, spec = ax.figure, ax.get_subplotspec()
+        ax.remove()
+        left, right = (fig.add_subplot(s) for s in spec.subgridspec(1, 2))
+        left.plot([0, 1], [0, shift])
+        right.plot([0, 1], [shift, 0])
+
+    live = LiveFigure(split, figsize=(4, 2))
+    a, b = live.render(shift=1.0), live.render(shift=2.0)
+    assert a[:4] == b"\x89PNG" and b[:4] == b"\x89PNG" and a != b
+    live._cache.clear()
+    assert live.render(shift=1.0) == a
+    assert len(live.figure.axes) == 2 and isinstance(live.figure, Figure)
