@@ -209,7 +209,7 @@ def _secrets(master: Path) -> tuple[list[str], list[str]]:
 
 
 # Chapters in the book whose assignment is still to be written (coursework/index.md says so).
-PENDING = {"05_real_networks"}
+PENDING = set()
 
 
 def test_every_chapter_has_an_assignment():
