@@ -22,7 +22,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bnbook-installed
 VENDOR  := _vendor/.stamp
 
-.PHONY: all book test test-lab test-unit pdf lab serve vendor venv clean assignments
+.PHONY: all book test test-lab test-unit pdf lab serve vendor venv clean assignments grade
 
 all: book
 
@@ -96,6 +96,13 @@ assignments: $(STAMP)
 		$(BIN)/otter assign $$nb _build/coursework/$$name; \
 	done
 	@echo "Student notebooks and autograder zips: _build/coursework/*/{student,autograder}"
+
+# Grade a class offline: make grade NAME=ch2_bn_partition SUBMISSIONS=dir [JOBS=2] (after make assignments);
+# writes _build/grades/NAME/scores.csv (one row per submitted notebook) and each results.json.
+grade: $(STAMP)
+	@test -n "$(NAME)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade NAME=ch2_bn_partition SUBMISSIONS=dir"; exit 2; }
+	$(BIN)/python tools/grade_class.py -a $$(ls _build/coursework/$(NAME)/autograder/$(NAME)-autograder_*.zip | tail -1) \
+		-s $(SUBMISSIONS) -o _build/grades/$(NAME) -j $(or $(JOBS),1)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab
