@@ -70,7 +70,7 @@ def _env() -> dict[str, str]:
 
 def _otter(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "otter", *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "otter", *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900
     )
 
 
