@@ -87,7 +87,8 @@ pdf: $(STAMP)
 # One folder per assignment: student/<name>.ipynb (no solutions, no hidden tests) to hand out, and
 # autograder/ with the solution notebook and <name>-autograder_<date>.zip for `otter run -a`. Nothing
 # is executed (run_tests: false in each master): tests/book/test_coursework.py grades the solutions.
-ASSIGNMENTS := $(wildcard coursework/ch*.ipynb)
+# The capstone project (coursework/project.ipynb, its first milestone autograded) is assigned the same way.
+ASSIGNMENTS := $(wildcard coursework/ch*.ipynb) $(wildcard coursework/project.ipynb)
 
 assignments: $(STAMP)
 	rm -rf _build/coursework
