@@ -261,3 +261,26 @@ def test_execution_report_lists_every_chapter_with_its_run_time():
         if i > 0:
             gap = written[i] - written[i - 1]
             assert 0.5 * gap <= seconds <= gap + 1.0, f"{chapter}: {seconds} s run, {gap:.1f} s gap"
+
+
+def test_every_local_extension_is_loaded():
+    """_config.yml's `sphinx.config.extensions` replaces Jupyter Book's list, so a local extension
+    that is not also named there is never loaded (the {eval} role of tools/eval_glue.py once was not:
+    every computed number of chapters 2-5 became a warning)."""
+    import yaml
+
+    sphinx = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
+    missing = set(sphinx["local_extensions"]) - set(sphinx["config"]["extensions"])
+    assert not missing, f"local extensions not in sphinx.config.extensions: {sorted(missing)}"
+
+
+def test_computed_numbers_are_pasted_into_the_chapters(build_html):
+    """Every {eval}`name` of a chapter became the glued text (a `pasted-text` span) on its page."""
+    import json
+
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        roles = sum(len(re.findall(r"\{eval\}`[^`]+`", "".join(c["source"])))
+                    for c in cells if c["cell_type"] == "markdown")
+        page = (BUILD_HTML / "chapters" / f"{path.stem}.html").read_text(encoding="utf-8")
+        assert page.count('class="pasted-text"') >= roles, (path.name, roles)
