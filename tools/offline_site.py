@@ -62,6 +62,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # A page asks for about 50 files at once. socketserver's default backlog of 5 lets connections
+    # be refused while the serving thread waits for the GIL, and the browser retries them only
+    # after seconds of back-off: a page then took over a minute to go quiet, now and then.
+    request_queue_size = 128
 
 
 @contextlib.contextmanager

@@ -188,6 +188,18 @@ def die(message: str) -> None:
     raise SystemExit(1)
 
 
+def _quiet(page) -> None:
+    """Wait for the network to go quiet; a page that keeps a request open is printed anyway, once
+    its images and fonts have loaded (checked below), and the slow request is reported."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+    except PlaywrightTimeout:
+        print(f"tools/pdf.py: {page.url}: the network did not go quiet in {TIMEOUT_MS // 1000} s; "
+              "printing once its images and fonts have loaded", file=sys.stderr)
+
+
 class Printer:
     """One chromium, one context that blocks (and counts) every request to another host."""
 
@@ -219,10 +231,10 @@ class Printer:
         page.on("pageerror", lambda exc: self.errors.append(f"{url}: {exc}"))
         try:
             page.goto(url, wait_until="load", timeout=TIMEOUT_MS)
-            page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+            _quiet(page)
             if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
                 page.wait_for_selector(".jupyter-widgets", timeout=TIMEOUT_MS)
-                page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+                _quiet(page)
             title = page.title().split("\u2014")[0].strip() or url
             page.evaluate(PREPARE_JS, [title, toc_pages, doc_index, PAGE_LINK])
             page.add_style_tag(content=PRINT_CSS)
