@@ -32,22 +32,12 @@ import torch
 
 import bnlib
 from bnlib.experiments.ch5_real import plane_experiment
+from real_networks_full import rounded  # the same rounding as the other saved run (this folder is on sys.path)
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "bnlib" / "experiments" / "planes_full.json"
 
 SETUP = {"triples": 5, "half_width": 0.5, "epochs": 5, "batch_size": 32, "lr": 1e-2,
          "nets": ["convnet", "resnet"]}
-
-
-def rounded(value):
-    """Floats to 6 significant digits (the measurements' own precision is far coarser), recursively."""
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
 
 
 def main() -> None:
