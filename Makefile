@@ -66,7 +66,7 @@ LAB_CHAPTERS ?= 01,05
 test: book
 	$(BIN)/python tools/pdf.py
 	BNBOOK_LAB_CHAPTERS=$(LAB_CHAPTERS) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-	  $(BIN)/python -m pytest tests bnlib _build/jupyter_execute/chapters
+	  $(BIN)/python -m pytest --durations=40 tests bnlib _build/jupyter_execute/chapters
 
 test-lab: book
 	BNBOOK_LAB_CHAPTERS= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/book/test_lab.py

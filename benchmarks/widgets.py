@@ -83,8 +83,26 @@ def chapter4():
     return frame, (4.6, 3.6), dict(batch_size=8, seed=0), controls
 
 
+def chapter5():
+    from bnlib.experiments import saved_run
+    from bnlib.experiments.ch5_real import record_run
+    from bnlib.frames import MODE_PAIR_BATCH_SIZES, MODE_PAIR_MOMENTA, MODE_PAIR_STEPS, mode_pair_frame
+
+    setup = saved_run("real_networks_full")["setup"]
+    spirals = {k: v for k, v in setup["data"]["spirals"].items() if k != "n"}
+    X, y = data.spirals(setup["data"]["spirals"]["n"], seed=0, **spirals)
+    modes = setup["modes"]
+    runs = {N: record_run(X, y, widths=modes["widths"], n_classes=1, batch_size=N, steps=modes["steps"], seed=0,
+                          at=MODE_PAIR_STEPS, lr=modes["lr"]) for N in MODE_PAIR_BATCH_SIZES}
+    frame = functools.partial(mode_pair_frame, runs=runs, X=X, y=y, box=tuple(modes["box"]))
+    controls = dict(batch_size=list(MODE_PAIR_BATCH_SIZES), momentum=list(MODE_PAIR_MOMENTA),
+                    step=list(MODE_PAIR_STEPS)[::-1])
+    base = dict(batch_size=16, momentum=0.1, step=modes["steps"])
+    return frame, (9, 4.9), base, controls, 2
+
+
 CHAPTERS = {"1: random partition": chapter1, "2: BN explorer": chapter2, "3: training snapshots": chapter3,
-            "4: batch band": chapter4}
+            "4: batch band": chapter4, "5: training vs eval mode": chapter5}
 
 
 def steps(base: dict, controls: dict, n: int) -> list[dict]:
@@ -110,7 +128,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=0, help="slider steps per widget (0: every step of every control)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of the whole walk (the median is over all steps)")
-    ap.add_argument("--chapters", default="1234", help="which chapters, e.g. 12")
+    ap.add_argument("--chapters", default="12345", help="which chapters, e.g. 12")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     bnlib.use_style()
@@ -118,11 +136,12 @@ def main(argv=None) -> int:
     for name, setup in CHAPTERS.items():
         if name[0] not in args.chapters:
             continue
-        draw, figsize, base, controls = setup()
+        draw, figsize, base, controls, *panels = setup()
+        ncols = panels[0] if panels else 1
         walk = steps(base, controls, args.steps)
         old, new = [], []
         for _ in range(args.repeat):
-            live = LiveFigure(draw, figsize=figsize)  # a fresh cache: every state is new
+            live = LiveFigure(draw, figsize=figsize, ncols=ncols)  # a fresh cache: every state is new
             live.render(**base)
             new_figure(draw, figsize, base)  # warm-up of both
             for values in walk:

@@ -125,7 +125,9 @@ class LiveFigure:
     A changed frame, and the first one, get a full draw; so does every frame of a frame function
     that reshapes the figure (splits the axes it is given into panels), on a fresh axes. The PNG is
     cropped like the inline backend's (``bbox_inches="tight"``, 0.1 inch pad), and the last few
-    states are kept, so going back to a state costs nothing.
+    states are kept, so going back to a state costs nothing. With ``ncols > 1`` the figure is a row
+    of that many panels, made once, and the frame function receives them as an array (as
+    :func:`player` gives them); each panel is redrawn in place.
 
     Examples
     --------
@@ -136,14 +138,18 @@ class LiveFigure:
     True
     """
 
-    def __init__(self, draw: Callable, *, figsize=(4.5, 4.5), dpi: float | None = None, cache: int = 32):
+    def __init__(self, draw: Callable, *, figsize=(4.5, 4.5), dpi: float | None = None, cache: int = 32,
+                 ncols: int = 1):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
+        if not (isinstance(ncols, int) and ncols >= 1):
+            raise ValueError(f"LiveFigure: ncols must be a positive integer, not {ncols!r}")
         # A Figure outside pyplot: the inline backend never shows it on its own.
         self.figure = Figure(figsize=figsize, dpi=dpi or plt.rcParams["figure.dpi"])
         FigureCanvasAgg(self.figure)
-        self.ax = self.figure.subplots()
+        self.ncols = ncols
+        self._make_axes()
         self.draw = draw
         self.full_draws = 0
         self._frame_key = None
@@ -153,39 +159,49 @@ class LiveFigure:
         self._cache_size = cache
         self._reshaped = False
 
+    def _make_axes(self) -> None:
+        panels = self.figure.subplots(1, self.ncols, squeeze=False)[0]
+        self.axes = list(panels)
+        # what the frame function receives: one axes, or the row of panels (as player gives it)
+        self.ax = panels[0] if self.ncols == 1 else panels
+
     def _clear(self) -> None:
-        ax = self.ax
-        for artist in [*ax.collections, *ax.lines, *ax.patches, *ax.texts, *ax.images, *ax.artists, *ax.tables]:
-            artist.remove()
-        if ax.legend_ is not None:
-            ax.legend_.remove()
-        for title in (ax.title, ax._left_title, ax._right_title):
-            title.set_text("")
-        ax.set_prop_cycle(None)  # the colour cycle restarts, as after ax.clear()
+        for ax in self.axes:
+            for artist in [*ax.collections, *ax.lines, *ax.patches, *ax.texts, *ax.images, *ax.artists, *ax.tables]:
+                artist.remove()
+            if ax.legend_ is not None:
+                ax.legend_.remove()
+            for title in (ax.title, ax._left_title, ax._right_title):
+                title.set_text("")
+            ax.set_prop_cycle(None)  # the colour cycle restarts, as after ax.clear()
 
     def _dynamic(self) -> list:
-        ax = self.ax
-        # The legend is not among them: the frame key holds its entries, so a legend that did
-        # not change is part of the cached background, and one that did forces a full draw.
-        # Nor are the artists the frame function marked as BACKGROUND (the key counts them).
-        out = [*ax.collections, *ax.lines, *ax.patches, *ax.texts, *ax.images, *ax.artists, *ax.tables,
-               ax.title, ax._left_title, ax._right_title]
-        return [a for a in out if a.get_visible() and a.get_gid() != BACKGROUND]
+        # The legend is not among them: the frame key holds its entries, so a legend that did not
+        # change is part of the cached background, and one that did forces a full draw. Nor are
+        # the artists the frame function marked as BACKGROUND (the key counts them).
+        out = []
+        for ax in self.axes:
+            out += [a for a in [*ax.collections, *ax.lines, *ax.patches, *ax.texts, *ax.images, *ax.artists,
+                                *ax.tables, ax.title, ax._left_title, ax._right_title]
+                    if a.get_visible() and a.get_gid() != BACKGROUND]
+        return out
 
-    def _background_key(self):
-        ax = self.ax
+    @staticmethod
+    def _background_key(ax):
         return tuple(type(a).__name__ for a in [*ax.collections, *ax.lines, *ax.patches, *ax.images]
                      if a.get_gid() == BACKGROUND)
 
     def _key(self):
-        ax = self.ax
-        return (ax.get_xlim(), ax.get_ylim(), ax.get_aspect(), tuple(ax.get_position().bounds),
-                tuple(ax.get_xticks()), tuple(ax.get_yticks()), ax.get_xlabel(), ax.get_ylabel(),
-                tuple(t.get_text() for t in ax.get_xticklabels()), tuple(t.get_text() for t in ax.get_yticklabels()),
-                ax.get_title().count("\n"), ax.axison, self._legend_key(), self._background_key())
+        return tuple((ax.get_xlim(), ax.get_ylim(), ax.get_aspect(), tuple(ax.get_position().bounds),
+                      tuple(ax.get_xticks()), tuple(ax.get_yticks()), ax.get_xlabel(), ax.get_ylabel(),
+                      tuple(t.get_text() for t in ax.get_xticklabels()),
+                      tuple(t.get_text() for t in ax.get_yticklabels()),
+                      ax.get_title().count("\n"), ax.axison, self._legend_key(ax), self._background_key(ax))
+                     for ax in self.axes)
 
-    def _legend_key(self):
-        legend = self.ax.legend_
+    @staticmethod
+    def _legend_key(ax):
+        legend = ax.legend_
         if legend is None:
             return None
         return (tuple(t.get_text() for t in legend.get_texts()), legend._loc,
@@ -193,22 +209,30 @@ class LiveFigure:
                 tuple((type(h).__name__, str(h.get_color()) if hasattr(h, "get_color") else "")
                       for h in legend.legend_handles))
 
+    @staticmethod
+    def _state(values: dict):
+        return tuple(sorted((k, repr(v)) for k, v in values.items()))
+
+    def cached(self, **values) -> bool:
+        """Whether the PNG of ``values`` is kept (:meth:`render` returns it at once)."""
+        return self._state(values) in self._cache
+
     def render(self, **values) -> bytes:
         """The PNG of the frame function's drawing of ``values``."""
-        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        key = self._state(values)
         if key in self._cache:
             return self._cache[key]
-        if self._reshaped:  # the last frame replaced the axes: start again from one axes
+        if self._reshaped:  # the last frame replaced the axes: start again from the panels
             self.figure.clear()
-            self.ax = self.figure.subplots()
+            self._make_axes()
             self._frame_key, self._background, self._reshaped = None, None, False
         else:
             self._clear()
         self.draw(self.ax, **values)
         canvas = self.figure.canvas
-        if self.figure.axes != [self.ax]:
+        if self.figure.axes != self.axes:
             # The frame function reshaped the figure (split its axes into panels, say): draw it
-            # whole, and give the next frame a fresh axes.
+            # whole, and give the next frame fresh panels.
             self._reshaped = True
             canvas.draw()
             self._crop = self.figure.get_tightbbox(canvas.get_renderer()).padded(0.1).transformed(
@@ -233,10 +257,11 @@ class LiveFigure:
             self.full_draws += 1
         else:
             canvas.restore_region(self._background)
-            ax = self.ax
-            # The spines go with the artists (in z-order), so a fill under them does not cover them.
-            for artist in sorted([*dynamic, *ax.spines.values()], key=lambda a: a.get_zorder()):
-                ax.draw_artist(artist)
+            for ax in self.axes:
+                # The spines go with the artists (in z-order), so a fill under them does not cover them.
+                mine = [a for a in dynamic if a.axes is ax or a in (ax.title, ax._left_title, ax._right_title)]
+                for artist in sorted([*mine, *ax.spines.values()], key=lambda a: a.get_zorder()):
+                    ax.draw_artist(artist)
         return self._store(key, self._png())
 
     def _store(self, key, png: bytes) -> bytes:
@@ -269,7 +294,90 @@ def _img_tag(png: bytes, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def live(draw: Callable, *, figsize=(4.5, 4.5), alt: str | None = None, **controls):
+def _kernel_loop():
+    """The running kernel's event loop (a tornado IOLoop), or None outside a Jupyter kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return None
+    return getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+
+
+def _steps(control, value) -> list:
+    """The values one step away from ``value`` on ``control`` (the next one first), as the control's
+    arrow keys would set them: the neighbouring option of a selection, ``value +- step`` of a
+    slider within its range, the other state of a checkbox. Empty for anything else."""
+    options = getattr(control, "_options_values", None)
+    if options is not None:
+        try:
+            i = list(options).index(value)
+        except ValueError:
+            return []
+        return [options[j] for j in (i + 1, i - 1) if 0 <= j < len(options)]
+    if isinstance(value, bool):
+        return [not value]
+    step, low, high = (getattr(control, k, None) for k in ("step", "min", "max"))
+    if step is None or low is None or high is None or isinstance(value, (tuple, list)):
+        return []
+    return [v for v in (value + step, value - step) if low <= v <= high]
+
+
+def _forward(control, old, new) -> bool:
+    """Whether a control moved up (to a later option, a larger value)."""
+    options = getattr(control, "_options_values", None)
+    try:
+        if options is not None:
+            return list(options).index(new) >= list(options).index(old)
+        return bool(new >= old)
+    except (ValueError, TypeError):
+        return True
+
+
+class _Prefetch:
+    """Draws, while the kernel is idle, the states one step away from the one on screen.
+
+    A reader steps a control and looks; meanwhile the kernel's event loop renders the neighbouring
+    states into the :class:`LiveFigure`'s cache, one per callback, so that the next step finds its
+    picture ready. The neighbours of the control just moved come first (in the direction it moved),
+    then those of the other controls. It runs in the kernel's own thread, between messages: a
+    reader's move or a cell waits at most for the one rendering under way, and nothing runs beside
+    the reader's code (the frame functions' seeded draws cannot interleave with it). A new move
+    cancels what is left. It starts at the reader's first move, so a notebook executed without a
+    reader (the book build, nbval) never prefetches.
+    """
+
+    def __init__(self, figure: LiveFigure, loop, delay: float = 0.02):
+        self.figure, self.loop, self.delay = figure, loop, delay
+        self.generation = 0
+        self.rendered = 0  # states drawn ahead, for the tests and benchmarks/widgets.py
+
+    def schedule(self, state: dict, shown: dict, moved: str | None = None, forward: bool = True) -> None:
+        self.generation += 1
+        order = ([moved] if moved in shown else []) + [name for name in shown if name != moved]
+        queue = []
+        for name in order:
+            nxt = _steps(shown[name], state[name])
+            if name == moved and not forward:
+                nxt = nxt[::-1]
+            queue += [dict(state, **{name: v}) for v in nxt]
+        self.loop.call_later(self.delay, self._next, self.generation, queue)
+
+    def _next(self, generation: int, queue: list) -> None:
+        while queue and generation == self.generation:
+            values = queue.pop(0)
+            if self.figure.cached(**values):
+                continue
+            try:
+                self.figure.render(**values)
+                self.rendered += 1
+            except Exception:  # noqa: BLE001 - a state the reader cannot reach (or a bad one): skip it
+                pass
+            self.loop.call_later(self.delay, self._next, generation, queue)
+            return
+
+
+def live(draw: Callable, *, figsize=(4.5, 4.5), alt: str | None = None, prefetch: bool = True, ncols: int = 1,
+         **controls):
     """A live ipywidgets exploration: ``draw(ax, **values)`` redrawn when a control moves.
 
     ``controls`` map parameter names to ipywidgets controls (sliders, dropdowns, checkboxes) or
@@ -279,7 +387,13 @@ def live(draw: Callable, *, figsize=(4.5, 4.5), alt: str | None = None, **contro
     ``ipywidgets.HTML`` (one comm message; no output area cleared and filled again, which is what
     made the browser lag behind the kernel; an HTML image rather than an ``ipywidgets.Image``
     because it can carry an alt text). The widget is a ``VBox`` (the controls, then the image)
-    with the class ``bnbook-live``; ``alt`` is the picture's text for screen readers.
+    with the class ``bnbook-live``; ``alt`` is the picture's text for screen readers. With
+    ``ncols > 1`` the frame function receives a row of that many axes, as :func:`player` gives it.
+
+    With ``prefetch`` (the default), after each of the reader's moves the kernel draws the states
+    one step away while it is idle (:class:`_Prefetch`), so that the next step's picture is
+    usually ready when the reader asks for it; the widget's ``prefetch`` attribute is that helper
+    (None outside a Jupyter kernel, where nothing is drawn ahead).
 
     Raises ``ValueError`` for a control that is neither a widget with a value nor ``fixed``.
 
@@ -310,13 +424,19 @@ def live(draw: Callable, *, figsize=(4.5, 4.5), alt: str | None = None, **contro
             control.continuous_update = False
         if hasattr(control, "description") and not control.description:
             control.description = name  # as ipywidgets.interact labels its controls
-    figure = LiveFigure(draw, figsize=figsize)
+    figure = LiveFigure(draw, figsize=figsize, ncols=ncols)
     label = alt or f"{getattr(draw, '__name__', 'frame')} for the chosen {', '.join(shown) or 'values'}"
     image = w.HTML()
+    loop = _kernel_loop() if prefetch else None
+    ahead = _Prefetch(figure, loop) if loop is not None else None
 
     def update(change=None):
-        png = figure.render(**fixed, **{name: c.value for name, c in shown.items()})
+        state = {name: c.value for name, c in shown.items()}
+        png = figure.render(**fixed, **state)
         image.value = _img_tag(png, label)
+        if ahead is not None and change is not None:  # a reader's move: draw the next steps meanwhile
+            moved = next((n for n, c in shown.items() if c is change["owner"]), None)
+            ahead.schedule({**fixed, **state}, shown, moved, _forward(change["owner"], change["old"], change["new"]))
 
     for control in shown.values():
         control.observe(update, names="value")
@@ -325,6 +445,7 @@ def live(draw: Callable, *, figsize=(4.5, 4.5), alt: str | None = None, **contro
     box.add_class("bnbook-live")
     box.image = image
     box.live_figure = figure  # for benchmarks/widgets.py and the tests
+    box.prefetch = ahead  # None outside a kernel (or with prefetch=False)
     return box
 
 

@@ -143,3 +143,86 @@ def test_live_figure_redraws_a_frame_function_that_splits_its_axes():
     live._cache.clear()
     assert live.render(shift=1.0) == a
     assert len(live.figure.axes) == 2 and isinstance(live.figure, Figure)
+
+
+class _Loop:
+    """A stand-in for the kernel's event loop: keeps the callbacks, runs them on demand."""
+
+    def __init__(self):
+        self.callbacks = []
+
+    def call_later(self, delay, fn, *args):
+        self.callbacks.append((fn, args))
+
+    def run(self):
+        while self.callbacks:
+            fn, args = self.callbacks.pop(0)
+            fn(*args)
+
+
+def test_live_draws_the_next_steps_while_idle_after_a_move(monkeypatch):
+    loop = _Loop()
+    monkeypatch.setattr(widgets, "_kernel_loop", lambda: loop)
+    depth = ipywidgets.IntSlider(value=2, min=1, max=4)
+    seed = ipywidgets.Dropdown(options=[0, 1, 2], value=0)
+    w = widgets.live(random_partition_frame, figsize=(3, 3), depth=depth, seed=seed)
+    assert not loop.callbacks  # nothing is drawn ahead before the reader moves (the book build)
+    depth.value = 3
+    loop.run()
+    fig = w.live_figure
+    # the neighbours of (3, 0): depth 4 then 2 (the direction moved first), seed 1 (seed -1 does not exist)
+    assert all(fig.cached(depth=d, seed=s) for d, s in [(4, 0), (2, 0), (3, 1)])
+    assert w.prefetch.rendered == 2  # (2, 0) was on screen before: already kept
+    # the next step is served from the cache, and it is the picture of that state
+    drawn = fig.full_draws, w.prefetch.rendered
+    depth.value = 4
+    assert (fig.full_draws, w.prefetch.rendered) == drawn and w.image.value == widgets._img_tag(
+        fig.render(depth=4, seed=0), w.image.value.split('alt="')[1].split('"')[0])
+    fresh = _pixels(widgets.LiveFigure(random_partition_frame, figsize=(3, 3)).render(depth=4, seed=0))
+    shown = _pixels(fig.render(depth=4, seed=0))
+    assert shown.shape == fresh.shape and abs(shown - fresh).mean() < 0.5
+
+
+def test_a_new_move_cancels_what_is_left_to_draw_ahead(monkeypatch):
+    loop = _Loop()
+    monkeypatch.setattr(widgets, "_kernel_loop", lambda: loop)
+    depth = ipywidgets.IntSlider(value=2, min=1, max=4)
+    width = ipywidgets.IntSlider(value=4, min=2, max=8, step=2)
+    w = widgets.live(random_partition_frame, figsize=(3, 3), depth=depth, width=width)
+    depth.value = 3
+    fn, args = loop.callbacks.pop(0)
+    width.value = 6  # before anything was drawn ahead for depth 3
+    fn(*args)  # the stale queue does nothing
+    assert w.prefetch.rendered == 0
+    loop.run()
+    assert w.live_figure.cached(depth=3, width=8) and not w.live_figure.cached(depth=4, width=4)
+
+
+def test_live_outside_a_kernel_draws_nothing_ahead():
+    w = widgets.live(random_partition_frame, figsize=(3, 3), depth=ipywidgets.IntSlider(value=2, min=1, max=4))
+    assert w.prefetch is None
+
+
+def test_steps_of_each_kind_of_control():
+    assert widgets._steps(ipywidgets.IntSlider(value=4, min=0, max=4), 4) == [3]
+    assert widgets._steps(ipywidgets.SelectionSlider(options=[2, 4, 8], value=4), 4) == [8, 2]
+    assert widgets._steps(ipywidgets.Dropdown(options=[("a", "x"), ("b", "y")], value="x"), "x") == ["y"]
+    assert widgets._steps(ipywidgets.Checkbox(value=True), True) == [False]
+    assert widgets._steps(ipywidgets.Text(value="t"), "t") == []
+
+
+def _two_panels(axes, *, k):
+    for i, ax in enumerate(axes):
+        ax.plot([0, 1], [0, k * (i + 1)], color="C0")
+        ax.set(xlim=(0, 1), ylim=(0, 10), title=f"panel {i}, k = {k}")
+
+
+def test_live_figure_with_panels_redraws_each_in_place():
+    live = widgets.LiveFigure(_two_panels, figsize=(6, 3), ncols=2)
+    for k in (1, 3, 5):
+        mine = _pixels(live.render(k=k))
+        fresh = _pixels(widgets.LiveFigure(_two_panels, figsize=(6, 3), ncols=2).render(k=k))
+        assert mine.shape == fresh.shape and abs(mine - fresh).mean() < 0.5, k
+    assert live.full_draws == 1 and len(live.axes) == 2
+    with pytest.raises(ValueError, match="ncols"):
+        widgets.LiveFigure(_two_panels, ncols=0)
