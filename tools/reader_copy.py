@@ -298,6 +298,8 @@ def reader_copy(chapter: Path, book: Book, site: str) -> dict:
             text = resolver.markdown("".join(cell["source"]))
             cell["source"] = (caption + text).splitlines(keepends=True)
             caption = ""
+            # the numbers JupyterLab would evaluate (tools/store_numbers.py) are in the text now
+            cell.get("metadata", {}).pop("user_expressions", None)
         figure = cell.get("metadata", {}).get("mystnb", {}).get("figure")
         if cell["cell_type"] == "code" and figure:
             name = figure.get("name", "")

@@ -98,13 +98,13 @@ def _saved(draw, figsize, values):
 
 def test_live_figure_redraws_in_place_as_a_new_figure_would():
     figsize = (3.5, 3.5)
-    live = widgets.LiveFigure(random_partition_frame, figsize=figsize)
+    live = widgets.LiveFigure(random_partition_frame, figsize=figsize, palette=False)
     states = [dict(depth=2, width=4, seed=s) for s in (0, 1, 2)] + [dict(depth=3, width=4, seed=0)]
     for values in states:
         mine = _pixels(live.render(**values))
         # A full draw of the state in a figure of its own: the same picture, pixel for pixel but
         # for antialiasing where the frame's artists meet the axes' spines.
-        fresh = _pixels(widgets.LiveFigure(random_partition_frame, figsize=figsize).render(**values))
+        fresh = _pixels(widgets.LiveFigure(random_partition_frame, figsize=figsize, palette=False).render(**values))
         assert mine.shape == fresh.shape and abs(mine - fresh).mean() < 0.5, values
         # and the size of the picture the inline backend showed (a new figure per move, saved tight)
         saved = _pixels(_saved(random_partition_frame, figsize, values))
@@ -166,13 +166,14 @@ def test_live_draws_the_next_steps_while_idle_after_a_move(monkeypatch):
     depth = ipywidgets.IntSlider(value=2, min=1, max=4)
     seed = ipywidgets.Dropdown(options=[0, 1, 2], value=0)
     w = widgets.live(random_partition_frame, figsize=(3, 3), depth=depth, seed=seed)
-    assert not loop.callbacks  # nothing is drawn ahead before the reader moves (the book build)
+    fig = w.live_figure
+    loop.run()  # the widget was made: the first state's neighbours
+    assert all(fig.cached(depth=d, seed=s) for d, s in [(3, 0), (1, 0), (2, 1)]) and w.prefetch.rendered == 3
     depth.value = 3
     loop.run()
-    fig = w.live_figure
     # the neighbours of (3, 0): depth 4 then 2 (the direction moved first), seed 1 (seed -1 does not exist)
     assert all(fig.cached(depth=d, seed=s) for d, s in [(4, 0), (2, 0), (3, 1)])
-    assert w.prefetch.rendered == 2  # (2, 0) was on screen before: already kept
+    assert w.prefetch.rendered == 5  # (2, 0) was on screen before: already kept
     # the next step is served from the cache, and it is the picture of that state
     drawn = fig.full_draws, w.prefetch.rendered
     depth.value = 4
@@ -189,6 +190,7 @@ def test_a_new_move_cancels_what_is_left_to_draw_ahead(monkeypatch):
     depth = ipywidgets.IntSlider(value=2, min=1, max=4)
     width = ipywidgets.IntSlider(value=4, min=2, max=8, step=2)
     w = widgets.live(random_partition_frame, figsize=(3, 3), depth=depth, width=width)
+    loop.callbacks.clear()  # (the first state's neighbours: not drawn here)
     depth.value = 3
     fn, args = loop.callbacks.pop(0)
     width.value = 6  # before anything was drawn ahead for depth 3
@@ -218,11 +220,20 @@ def _two_panels(axes, *, k):
 
 
 def test_live_figure_with_panels_redraws_each_in_place():
-    live = widgets.LiveFigure(_two_panels, figsize=(6, 3), ncols=2)
+    live = widgets.LiveFigure(_two_panels, figsize=(6, 3), ncols=2, palette=False)
     for k in (1, 3, 5):
         mine = _pixels(live.render(k=k))
-        fresh = _pixels(widgets.LiveFigure(_two_panels, figsize=(6, 3), ncols=2).render(k=k))
+        fresh = _pixels(widgets.LiveFigure(_two_panels, figsize=(6, 3), ncols=2, palette=False).render(k=k))
         assert mine.shape == fresh.shape and abs(mine - fresh).mean() < 0.5, k
     assert live.full_draws == 1 and len(live.axes) == 2
     with pytest.raises(ValueError, match="ncols"):
         widgets.LiveFigure(_two_panels, ncols=0)
+
+
+def test_the_palette_picture_is_the_full_colour_one_to_the_eye():
+    values = dict(depth=6, width=16, seed=3)
+    full = widgets.LiveFigure(random_partition_frame, palette=False).render(**values)
+    small = widgets.LiveFigure(random_partition_frame).render(**values)
+    a, b = _pixels(full), _pixels(small)
+    assert a.shape == b.shape and abs(a - b).mean() < 3 and abs(a - b).max() < 40
+    assert len(small) < len(full) / 2
