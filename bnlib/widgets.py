@@ -261,7 +261,7 @@ class LiveFigure:
             canvas.restore_region(self._background)
             for ax in self.axes:
                 # The spines go with the artists (in z-order), so a fill under them does not cover them.
-                mine = [a for a in dynamic if a.axes is ax or a in (ax.title, ax._left_title, ax._right_title)]
+                mine = [a for a in dynamic if a.axes is ax]  # the titles' axes is theirs too
                 for artist in sorted([*mine, *ax.spines.values()], key=lambda a: a.get_zorder()):
                     ax.draw_artist(artist)
         return self._store(key, self._png())

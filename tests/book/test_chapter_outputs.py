@@ -90,7 +90,7 @@ def _template(node) -> list:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [node.value]
     if isinstance(node, ast.JoinedStr):
-        return [v.value if isinstance(v, ast.Constant) else v.value for v in node.values]
+        return [v.value for v in node.values]  # a Constant's text, a FormattedValue's expression
     return [node]
 
 
