@@ -40,15 +40,16 @@ def glue(name: str, value, display: bool = True):
     ``0.5``, not ``np.float64(0.5)``); anything else as it is. Only a ``name`` that is a Python
     identifier is bound in the notebook (``{eval}`name``` evaluates it in JupyterLab; the book's
     text uses no other, tests/book/test_chapter_outputs.py checks). ``display`` shows the value in
-    the cell's output as well, as myst-nb's ``glue`` does. Returns what was glued.
+    the cell's output as well, as myst-nb's ``glue`` does. Returns None, as myst-nb's ``glue`` does,
+    so that a cell that ends with a ``glue`` call shows nothing more.
 
     Raises ``ValueError`` for a name that is not a non-empty string.
 
     Examples
     --------
     >>> import numpy as np
-    >>> glue("ch0_example", np.float64(0.5), display=False)
-    0.5
+    >>> glue("ch0_example", np.float64(0.5), display=False) is None
+    True
     >>> glue("", 1)
     Traceback (most recent call last):
     ...
@@ -74,6 +75,6 @@ def glue(name: str, value, display: bool = True):
             from IPython.display import display as show
 
             show(text)
-        return text
+        return None
     myst_glue(name, text, display=display)
-    return text
+    return None
