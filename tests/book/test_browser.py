@@ -39,6 +39,10 @@ def idle(page, visit: "PageVisit | None" = None) -> None:
         page.wait_for_load_state("networkidle", timeout=IDLE_TIMEOUT_MS)
     except PlaywrightTimeout:
         open_requests = sorted(set(visit.pending.values()))[:20] if visit is not None else []
+        if visit is not None and not open_requests:
+            # Every request the page made has finished (the visit counts them): Playwright missed
+            # the quiet moment (seen once in CI under load, with nothing open). The page is settled.
+            return
         raise AssertionError(f"{page.url}: the network did not go quiet within "
                              f"{IDLE_TIMEOUT_MS / 1000:.0f} s; requests still open: "
                              f"{open_requests}") from None
