@@ -3,6 +3,8 @@
 #               the HTML book into _build/html (every notebook executed; any warning fails)
 #   make test   everything `make book` does, then the PDF (as `make pdf`) and the whole test suite
 #               (pytest)
+#   make test-portable  every chapter under this CPU's, AVX2 and baseline kernels: a chapter-by-ISA
+#               table of what ran and which printed numbers changed (tools/portable.py)
 #   make test-lab   the JupyterLab browser test on EVERY chapter (tests/book/test_lab.py; `make test`
 #               runs it on chapters 1 and 5 only, to keep the suite under 30 minutes on 2 cores)
 #   make test-unit  only the fast unit tests of bnlib (tests/unit, marker `unit`) and its doctests:
@@ -22,7 +24,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bnbook-installed
 VENDOR  := _vendor/.stamp
 
-.PHONY: all book test test-lab test-unit pdf lab serve vendor venv clean assignments grade
+.PHONY: all book test test-portable test-lab test-unit pdf lab serve vendor venv clean assignments grade
 
 all: book
 
@@ -56,17 +58,28 @@ book: $(STAMP) $(VENDOR)
 	$(BIN)/python tools/reader_copy.py
 
 # nbval re-executes the notebooks the book build just executed (_build/jupyter_execute keeps their
-# outputs), on ONE thread while the build used all cores: every cell must run, and the cells marked
-# `# NBVAL_CHECK_OUTPUT` must print exactly what they printed in the build. That is the check that
-# the book's numbers are the same on every run and on 1 or 2 threads. The JupyterLab test runs every
-# chapter Run All in a browser (minutes each): here chapters 1 and 5 (the first and the newest, both
-# with live widgets); `make test-lab` runs all of them.
+# outputs) under ANOTHER CPU's kernels: BNBOOK_NBVAL_ISA=baseline starts nbval's kernels with
+# ATen's, oneDNN's, MKL's and numba's baseline (SSE) kernels and one thread (tests/conftest.py,
+# tools/portable.py), while the build ran this CPU's best kernels on all cores. Every cell must run
+# (every assert holds), the cells marked `# NBVAL_CHECK_OUTPUT` must print exactly what they printed
+# in the build, and every number glued into the text must be the build's: the book's numbers are
+# tried on two CPU families in every run. The JupyterLab test runs every chapter Run All in a
+# browser (minutes each): here chapters 1 and 5 (the first and the newest, both with live widgets);
+# `make test-lab` runs all of them.
 LAB_CHAPTERS ?= 01,05
 
 test: book
 	$(BIN)/python tools/pdf.py
-	BNBOOK_LAB_CHAPTERS=$(LAB_CHAPTERS) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	BNBOOK_NBVAL_ISA=baseline BNBOOK_MASTERS_ISA=baseline BNBOOK_LAB_CHAPTERS=$(LAB_CHAPTERS) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	  $(BIN)/python -m pytest --durations=40 tests bnlib _build/jupyter_execute/chapters
+
+# Every chapter executed under this CPU's kernels, AVX2 and baseline kernels (tools/portable.py): a
+# chapter-by-ISA table of what ran and which numbers of the text or checked outputs changed. About
+# half an hour on 2 cores. CHAPTERS=03,05 and ISAS=native,baseline narrow it. Then the coursework's
+# master solutions graded under this CPU's kernels (`make test` grades them under the baseline's).
+test-portable: $(STAMP)
+	$(BIN)/python tools/portable.py $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(ISAS),--isas $(ISAS))
+	BNBOOK_MASTERS_ISA=native OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/book/test_coursework.py -k full_marks
 
 test-lab: book
 	BNBOOK_LAB_CHAPTERS= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/book/test_lab.py

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 import bnlib
+from bnlib.experiments import written_by
 from bnlib.experiments.ch4_noise import ARMS, holm_verdicts, margin_experiment, precise_arms, versus
 from bnlib.stats import interval_text, table
 
@@ -127,6 +128,7 @@ def main() -> None:
         "command": f"python benchmarks/batch_noise_full.py --seeds {args.seeds} --steps {args.steps}",
         "wall_minutes": round((time.perf_counter() - start) / 60, 1),
         "jobs": args.jobs,
+        **written_by(),
     }
     out = args.out.resolve()
     out.parent.mkdir(exist_ok=True)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 import bnlib
+from bnlib.experiments import written_by
 from bnlib.experiments.ch5_real import plane_experiment
 from real_networks_full import rounded  # the same rounding as the other saved run (this folder is on sys.path)
 
@@ -53,7 +54,7 @@ def main() -> None:
     planes = plane_experiment(X, y, Xt, yt, seeds=range(args.seeds), **setup)
     if not np.isfinite(planes["distance"]).all() or (planes["distance"] >= setup["half_width"]).any():
         raise SystemExit("an image has no ReLU boundary within the square's half-width: widen it")
-    out = {"setup": {"seeds": args.seeds, "data": "bnlib.data.digits(seed=0)", **setup},
+    out = {"setup": {"seeds": args.seeds, "data": "bnlib.data.digits(seed=0)", **setup, **written_by()},
            "planes": planes.to_dict(orient="records")}
     args.out.write_text(json.dumps(rounded(out), separators=(",", ":")) + "\n")  # compact: one row per image
     print(f"wrote {args.out} ({len(planes)} rows) in {time.time() - start:.0f} s "

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 import bnlib
+from bnlib.experiments import written_by
 from bnlib.experiments.ch5_real import ARMS, conv_experiment, mode_experiment, ray_distances, train_arms, unit_geometry
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "bnlib" / "experiments" / "real_networks_full.json"
@@ -104,7 +105,8 @@ def main() -> None:
     X, y, Xt, yt = load("digits")
     conv = conv_experiment(X, y, Xt, yt, seeds=seeds, **SETUP["conv"])
     out = {
-        "setup": {"seeds": args.seeds, "data": {"spirals": SPIRALS, "digits": "bnlib.data.digits(seed=0)"}, **SETUP},
+        "setup": {"seeds": args.seeds, "data": {"spirals": SPIRALS, "digits": "bnlib.data.digits(seed=0)"}, **SETUP,
+                  **written_by()},
         "modes": modes.astype({"momentum": str}).to_dict(orient="records"),
         "units": pd.concat(units, ignore_index=True).to_dict(orient="records"),
         "distances": pd.concat(distances, ignore_index=True).to_dict(orient="records"),

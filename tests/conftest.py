@@ -111,3 +111,59 @@ def browser():
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+# --- nbval on another CPU's kernels, and the glued numbers it re-computes ------------------------
+# `make test` re-executes the chapters the build executed (nbval on _build/jupyter_execute) with
+# BNBOOK_NBVAL_ISA=baseline: nbval's kernels then run ATen's, oneDNN's, MKL's and numba's baseline
+# kernels (tools/portable.py, ISAS), while the build ran this CPU's best. So every assert, every
+# `# NBVAL_CHECK_OUTPUT` output and (below) every glued number of the text is tried on two CPU
+# families in every run, at no extra cost.
+NBVAL_ISA = os.environ.get("BNBOOK_NBVAL_ISA", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not NBVAL_ISA or not config.pluginmanager.hasplugin("nbval"):
+        return
+    import nbval.kernel
+    from portable import isa_env
+
+    env = isa_env(NBVAL_ISA)  # a ValueError names the ISAs for an unknown one
+    start = nbval.kernel.start_new_kernel
+
+    def start_under_isa(*args, **kwargs):  # jupyter_client passes env to the kernel's process
+        return start(*args, env=env, **kwargs)
+
+    nbval.kernel.start_new_kernel = start_under_isa
+
+
+def glued_numbers(outputs) -> dict[str, str]:
+    """The numbers a cell glued into the text (myst-nb's glue outputs), {name: text}.
+
+    >>> glued_numbers([{"output_type": "display_data", "data": {"text/plain": "0.83"},
+    ...                 "metadata": {"scrapbook": {"name": "ch9_x", "mime_prefix": ""}}},
+    ...                {"output_type": "display_data", "data": {"application/papermill.record/text/plain": "7"},
+    ...                 "metadata": {"scrapbook": {"name": "ch9_y", "mime_prefix": "application/papermill.record/"}}}])
+    {'ch9_x': '0.83', 'ch9_y': '7'}
+    """
+    from portable import glued_text
+
+    return {output["metadata"]["scrapbook"]["name"]: glued_text(output) for output in outputs or []
+            if "name" in ((output.get("metadata") or {}).get("scrapbook") or {})}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """An nbval cell fails when a number it glues for the text differs from the build's."""
+    result = yield
+    reference, rerun = getattr(item, "cell", None), getattr(item, "test_outputs", None)
+    if reference is not None and rerun is not None:
+        before, now = glued_numbers(reference.get("outputs")), glued_numbers(rerun)
+        changed = {k: (v, now.get(k)) for k, v in before.items() if now.get(k) != v}
+        if changed:
+            where = f" under the {NBVAL_ISA} kernels" if NBVAL_ISA else ""
+            raise AssertionError(
+                f"{len(changed)} number(s) of the text differ from the build when re-run{where} "
+                "(name: build, now): " + "; ".join(f"{k}: {b!r}, {n!r}" for k, (b, n) in changed.items())
+                + ". A number the text quotes must be the same on every CPU (execution.md).")
+    return result

@@ -145,6 +145,56 @@ class RecordedRun:
     def steps(self) -> int:
         return len(self.means[0]) if self.means else 0
 
+    def as_json(self, widths: Sequence[int], n_classes: int) -> dict:
+        """The run as plain lists (``from_json`` reads it back): what a saved run keeps.
+
+        Weights are float32, kept exactly (9 significant digits); the batch statistics (float64 means
+        and variances of float32 batches) to 8 significant digits, below float32's resolution.
+        """
+        def short(a, digits):  # the shortest text that reads back the same value: 9 digits for float32
+            a = np.asarray(a)
+            if a.dtype.kind in "iu":
+                return a.tolist()
+            return np.vectorize(lambda v: float(f"{v:.{digits}g}"), otypes=[float])(a).tolist()
+
+        def state(d):
+            return {k: short(v.numpy(), 9) for k, v in d.items()}
+
+        return {"widths": list(widths), "n_classes": n_classes, "batch_size": self.batch_size,
+                "final": state(self.model.state_dict()),
+                "snapshots": {str(s): state(d) for s, d in self.snapshots.items()},
+                "means": [short(m, 8) for m in self.means], "variances": [short(v, 8) for v in self.variances]}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> "RecordedRun":
+        """A run saved by :meth:`as_json`.
+
+        Examples
+        --------
+        >>> from bnlib import data
+        >>> X, y = data.moons(64, seed=0)
+        >>> run = record_run(X, y, widths=[2, 4], n_classes=1, batch_size=8, steps=3, seed=0, at=[0, 3])
+        >>> again = RecordedRun.from_json(run.as_json([2, 4], 1))
+        >>> net, net2 = run.network(3, 0.5), again.network(3, 0.5)
+        >>> bool(torch.equal(net[0].weight, net2[0].weight) and torch.allclose(net[1].running_var, net2[1].running_var))
+        True
+        >>> RecordedRun.from_json({"widths": [2, 4]})
+        Traceback (most recent call last):
+        ...
+        ValueError: The 'saved' parameter of RecordedRun.from_json lacks ['batch_size', 'final', 'means', 'n_classes', 'snapshots', 'variances'].
+        """
+        from . import saved_state
+
+        keys = {"widths", "n_classes", "batch_size", "final", "snapshots", "means", "variances"}
+        if not isinstance(saved, dict) or not keys <= set(saved):
+            missing = sorted(keys - set(saved)) if isinstance(saved, dict) else sorted(keys)
+            raise ValueError(f"The 'saved' parameter of RecordedRun.from_json lacks {missing}.")
+        model = network("bn", saved["widths"], n_classes=saved["n_classes"], seed=0)
+        model.load_state_dict(saved_state(saved["final"]))
+        snapshots = {int(s): saved_state(state) for s, state in saved["snapshots"].items()}
+        return cls(model, snapshots, [np.asarray(m, dtype=np.float64) for m in saved["means"]],
+                   [np.asarray(v, dtype=np.float64) for v in saved["variances"]], int(saved["batch_size"]))
+
     def network(self, step: int, momentum: float | None = 0.1) -> nn.Sequential:
         """The network after ``step`` steps, in eval mode, with the running statistics of ``momentum``.
 
