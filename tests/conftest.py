@@ -140,11 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def glued_numbers(outputs) -> dict[str, str]:
     """The numbers a cell glued into the text (myst-nb's glue outputs), {name: text}.
 
-    >>> glued_numbers([{"output_type": "display_data", "data": {"text/plain": "0.83"},
-    ...                 "metadata": {"scrapbook": {"name": "ch9_x", "mime_prefix": ""}}},
-    ...                {"output_type": "display_data", "data": {"application/papermill.record/text/plain": "7"},
-    ...                 "metadata": {"scrapbook": {"name": "ch9_y", "mime_prefix": "application/papermill.record/"}}}])
-    {'ch9_x': '0.83', 'ch9_y': '7'}
+    (tests/book/test_portable.py checks it; no doctest here: tests/ holds tests only in unit/ and book/.)
     """
     from portable import glued_text
 
