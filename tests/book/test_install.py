@@ -12,7 +12,8 @@ with the oldest dependencies it supports, the Colab route, and a clean uninstall
   (bnlib/experiments/*.json) and nothing of tests/ or _build/.
 - A fresh venv stands in for Colab and for a reader's older environment: torch 2.13.0 (the local
   CPU wheel) and the OLDEST versions bnlib supports (pyproject's lower bounds: numpy, numba, pandas,
-  matplotlib, scipy, scikit-learn, tqdm, Jinja2; ipywidgets 7.7, Colab's), none of them the lock's.
+  matplotlib, scipy, scikit-learn, tqdm, Jinja2; ipywidgets 7.7 and IPython 7.34, Colab's), none of
+  them the lock's.
   There, chapters 1 and 5 (the reader's copies `make book` wrote, or the chapters themselves where
   the book is not built; their code cells are the same, test_reader_copy.py checks it) run top to
   bottom, their install cell pointed at a git snapshot of this working tree (BNBOOK_REPOSITORY),
@@ -60,9 +61,10 @@ CUDA_ONLY = re.compile(r"^(nvidia-|cuda-|triton$)")
 OLDEST = {req.name.lower(): req for req in map(Requirement, PYPROJECT["project"]["dependencies"])}
 STAND_IN = [
     "torch==2.13.0",  # the local CPU wheel (pip --find-links); any other would be a gigabyte download
-    "numpy==1.23.5", "numba==0.57.1", "pandas==1.5.3", "matplotlib==3.6.3", "scipy==1.9.3",
+    "numpy==1.23.5", "numba==0.57.1", "pandas==1.5.3", "matplotlib==3.7.2", "scipy==1.9.3",
     "scikit-learn==1.2.2", "tqdm==4.64.1", "Jinja2==3.1.2", "ipywidgets==7.7.1",
-    "ipykernel==6.31.0", "nbclient==0.11.0", "nbformat==5.11.1", "pytest==9.2.0",
+    # Colab's IPython (matplotlib before 3.10.1 fails in IPython 9: backend2gui is gone)
+    "ipython==7.34.0", "ipykernel==6.31.0", "nbclient==0.11.0", "nbformat==5.11.1", "pytest==9.2.0",
 ]
 CHAPTERS = [ROOT / "chapters" / name for name in sorted(os.listdir(ROOT / "chapters"))
             if name.endswith(".ipynb") and name[:2] in ("01", "05")]
@@ -249,7 +251,8 @@ def _snapshot(tmp: Path) -> str:
         subprocess.run(git + ["init", "--quiet", "--initial-branch", "reader"], check=True)
         subprocess.run(git + ["add", "--all"], check=True)
         subprocess.run(git + ["commit", "--quiet", "--no-verify", "-m", "snapshot"], check=True)
-    return repo.as_uri()
+    # file://localhost/...: pip before 24 rejects `git+file:///...` (no host) as an invalid requirement
+    return "file://localhost" + repo.as_posix()
 
 
 def _reader_copy(chapter: Path) -> tuple[dict, str]:
@@ -287,7 +290,7 @@ def test_colab_route_runs_chapters_1_and_5(stand_in):
         assert done.returncode == 0, f"{chapter.name} ({what}) failed:\n{done.stderr[-6000:]}"
         ran = json.loads(path.read_text(encoding="utf8"))
         first = next(c for c in ran["cells"] if c["cell_type"] == "code")
-        printed = "".join(o.get("text", "") for o in first["outputs"])
+        printed = "".join("".join(o.get("text", "")) for o in first["outputs"])
         if chapter == CHAPTERS[0]:
             assert "installed bnlib" in printed, printed  # the first chapter installed it
         else:
