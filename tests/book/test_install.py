@@ -219,8 +219,14 @@ def stand_in(tmp_path_factory) -> dict:
     done = subprocess.run([_bin(venv, "python"), "-m", "pip", "install", "--quiet", *STAND_IN],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # the kernel "python3" is the stand-in's Python, whatever kernels the user has registered
+    spec = tmp / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [_bin(venv, "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (stand-in)", "language": "python"}))
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "cache"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONSAFEPATH": "1", "MPLBACKEND": "Agg"}
+           "PYTHONSAFEPATH": "1", "JUPYTER_PATH": str(tmp / "jupyter")}
     env.pop("NUMBA_CACHE_DIR", None)
     env.pop("PYTHONPATH", None)
     return {"venv": venv, "env": env, "tmp": tmp}
