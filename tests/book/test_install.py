@@ -65,6 +65,7 @@ STAND_IN = [
     "scikit-learn==1.2.2", "tqdm==4.64.1", "Jinja2==3.1.2", "ipywidgets==7.7.1",
     # Colab's IPython (matplotlib before 3.10.1 fails in IPython 9: backend2gui is gone)
     "ipython==7.34.0", "ipykernel==6.31.0", "nbclient==0.11.0", "nbformat==5.11.1", "pytest==9.2.0",
+    "pytest-xdist==3.8.0",  # the unit tests there on both cores
 ]
 CHAPTERS = [ROOT / "chapters" / name for name in sorted(os.listdir(ROOT / "chapters"))
             if name.endswith(".ipynb") and name[:2] in ("01", "05")]
@@ -348,7 +349,7 @@ def test_unit_tests_pass_with_the_oldest_dependencies(stand_in, dists):
     assert check.returncode == 0, check.stdout
     # bnlib from site-packages, not this checkout: the pytest script puts no source folder on sys.path
     # (PYTHONSAFEPATH), and pytest's rootdir insertion adds tests/unit and tests/ only.
-    done = subprocess.run([_bin(stand_in["venv"], "pytest"), "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=",
+    done = subprocess.run([_bin(stand_in["venv"], "pytest"), "-q", "-x", "-n", "2", "-p", "no:cacheprovider", "-o", "addopts=",
                            "-W", "ignore::DeprecationWarning", "tests/unit"],
                           capture_output=True, text=True, env=stand_in["env"], cwd=ROOT, timeout=1200)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
