@@ -21,9 +21,11 @@ with the oldest dependencies it supports, the Colab route, and a clean uninstall
   tests pass there with bnlib installed from its wheel; and `pip uninstall bnlib` leaves no
   `bnlib` folder behind (numba's compiled kernels live in the user's cache folder).
 
-Needs the network to PyPI (uv's resolution; pip's downloads on a cold cache), as CI has. The venv
-costs about a minute and a half with pip's cache warm, the unit tests there another minute and a
-half, chapters 1 and 5 a minute or two.
+Needs the network to PyPI (uv's resolution; pip's downloads on a cold cache), as CI has. Measured
+on 2 cores with pip's cache warm and nothing else running: the 12 resolutions (in parallel) 20 s,
+the wheel and sdist 4 s, the stand-in venv 1.5-2 minutes, chapters 1 and 5 with the install 1.3
+minutes, the unit tests there 1-2 minutes: about 6 minutes in all (twice that with the other core
+busy).
 """
 
 from __future__ import annotations
