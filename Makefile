@@ -31,10 +31,19 @@ all: book
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The lock first, then bnlib itself (its pins agree with the lock; pip check proves it). The stamp makes re-runs
-# instant until requirements.txt or pyproject.toml change.
+# The lock first, then bnlib itself (its ranges hold the lock; pip check proves it). The stamp makes re-runs
+# instant until requirements.txt or pyproject.toml change. torch: the lock names PyTorch's CPU index
+# (Linux's CPU build lives there). Where pip finds the locked torch without any index, in a local wheel
+# folder (--find-links, as on this project's machines), it is installed from there first and the lock
+# goes in without that index line: pip asks every index for every package, and an index it cannot
+# reach costs about 8 s of retries per package. Elsewhere the lock goes in as it is.
 $(STAMP): $(BIN)/python requirements.txt pyproject.toml
-	$(BIN)/python -m pip install -r requirements.txt
+	grep -E '^torch==' requirements.txt > $(VENV)/torch-lock.txt
+	if $(BIN)/python -m pip install --quiet --no-index --no-deps -r $(VENV)/torch-lock.txt 2>/dev/null; then \
+	  echo "torch: installed from the local wheel folder; PyTorch's index is not needed"; \
+	  grep -v -E '^--(extra-)?index-url' requirements.txt > $(VENV)/lock.txt; \
+	else cp requirements.txt $(VENV)/lock.txt; fi
+	$(BIN)/python -m pip install -r $(VENV)/lock.txt
 	$(BIN)/python -m pip install --no-build-isolation --no-deps -e .
 	$(BIN)/python -m pip check
 	touch $@

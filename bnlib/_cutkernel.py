@@ -3,14 +3,47 @@
 One call cuts every root polygon of a layer by every unit's line, one line at a time
 (exactly the reference algorithm :func:`bnlib.arrangement.cut_sequential`, which does the
 same with numpy), so the hot loop over regions and vertices runs as machine code instead
-of as thousands of small numpy calls. ``cache=True`` keeps the compiled code on disk
-(``__pycache__``): it is compiled once per machine, in a few seconds.
+of as thousands of small numpy calls. ``cache=True`` keeps the compiled code on disk: it is
+compiled once per machine, in a few seconds.
+
+The cache lives in the user's cache folder (:func:`cache_dir`), never inside the installed
+package: numba's default, ``__pycache__`` beside this file, would outlive ``pip uninstall bnlib``
+and leave an empty ``bnlib`` folder that imports as a namespace package. A ``NUMBA_CACHE_DIR``
+set by the user wins.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
+import numba.core.config
 from numba import njit
+
+
+def cache_dir() -> Path:
+    """Where the compiled kernels are kept: ``NUMBA_CACHE_DIR`` if set, else the user's cache folder.
+
+    ``$XDG_CACHE_HOME/bnlib/numba`` (default ``~/.cache/bnlib/numba``) on Linux,
+    ``~/Library/Caches/bnlib/numba`` on macOS, ``%LOCALAPPDATA%\\bnlib\\numba`` on Windows.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "bnlib" / "numba"
+
+
+# numba picks a function's cache folder when ``@njit(cache=True)`` decorates it, from this
+# setting (``NUMBA_CACHE_DIR``, read when numba was imported): set it before the kernels below.
+if not numba.core.config.CACHE_DIR:
+    numba.core.config.CACHE_DIR = str(cache_dir())
 
 
 @njit(cache=True)

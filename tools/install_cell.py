@@ -2,9 +2,12 @@
 
 A chapter opened from its Colab launch button runs on a machine that has torch, numpy, numba,
 matplotlib, ipywidgets, scikit-learn, scipy and tqdm but not bnlib, the book's own library. The
-first code cell of each chapter therefore installs bnlib from the book's repository when
-``import bnlib`` fails, and does nothing where bnlib is installed (the book build, ``make lab``,
-Binder, nbval).
+first code cell of each chapter therefore installs bnlib (with its dependencies, which are ranges:
+Colab's own versions stay where they fit) from the book's repository when ``import bnlib`` fails
+or finds only an empty ``bnlib`` folder (a namespace package, as an uninstall can leave), and does
+nothing where bnlib is installed (the book build, ``make lab``, Binder, nbval). The environment
+variables ``BNBOOK_REPOSITORY`` and ``BNBOOK_BRANCH`` override the URL and branch (any URL pip's
+``git+`` takes, e.g. ``file:///path/to/clone``: tests/book/test_install.py runs chapters so).
 
 The repository URL and branch live in ONE place, ``repository:`` in ``_config.yml`` (the launch
 buttons are built from the same keys). This script renders the cell from that config:
@@ -13,7 +16,8 @@ buttons are built from the same keys). This script renders the cell from that co
     python tools/install_cell.py --check   # exit 1 if a chapter's cell is missing or stale
 
 ``tests/book/test_launch.py`` runs the check and executes the cell in both situations (bnlib
-present / missing, with pip replaced by a recorder: the tests have no network).
+present / missing, with pip replaced by a recorder); ``tests/book/test_install.py`` runs chapters
+1 and 5 with it, for real, in a fresh environment standing in for Colab.
 """
 
 from __future__ import annotations
@@ -34,27 +38,17 @@ TEMPLATE = '''\
 # Python). Where bnlib is installed (this book's build, `make lab`, Binder) it does nothing.
 try:
     import bnlib
+    if getattr(bnlib, "__file__", None) is None:  # an empty folder left by an uninstall
+        raise ImportError("bnlib is not installed")
 except ImportError:
-    import importlib.metadata, subprocess, sys
-    BOOK_REPOSITORY, BOOK_BRANCH = "{url}", "{branch}"
-
-    def pip_install(*args):
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *args], check=True)
-
-    # bnlib without its exact pins (Colab's torch stays: no gigabyte download, no restart),
-    # then only the pinned dependencies that are not installed at all.
-    pip_install("--no-deps", f"bnlib @ git+{{BOOK_REPOSITORY}}@{{BOOK_BRANCH}}")
-    missing = []
-    for requirement in importlib.metadata.requires("bnlib") or []:
-        if "extra ==" in requirement:
-            continue  # optional extras (book, dev, bench)
-        name = requirement.split("==")[0].split(">")[0].split("<")[0].strip()
-        try:
-            importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(requirement)
-    if missing:
-        pip_install(*missing)
+    import importlib, importlib.metadata, os, subprocess, sys
+    BOOK_REPOSITORY = os.environ.get("BNBOOK_REPOSITORY", "{url}")
+    BOOK_BRANCH = os.environ.get("BNBOOK_BRANCH", "{branch}")
+    # bnlib's dependencies are ranges: what is installed (Colab's torch, numpy, ...) stays where
+    # it fits, and only what is missing or too old is installed.
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    f"bnlib @ git+{{BOOK_REPOSITORY}}@{{BOOK_BRANCH}}"], check=True)
+    sys.modules.pop("bnlib", None)
     importlib.invalidate_caches()
     import bnlib
     print(f"installed bnlib {{importlib.metadata.version('bnlib')}} from {{BOOK_REPOSITORY}} ({{BOOK_BRANCH}})")'''
