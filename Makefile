@@ -7,6 +7,8 @@
 #               table of what ran and which printed numbers changed (tools/portable.py)
 #   make test-lab   the JupyterLab browser test on EVERY chapter (tests/book/test_lab.py; `make test`
 #               runs it on chapters 1 and 5 only, to keep the suite under 30 minutes on 2 cores)
+#   make check  the quick tier: unit tests, doctests and the static checks of an existing build, on both
+#               cores, in under 3 minutes (no chapter is executed)
 #   make test-unit  only the fast unit tests of bnlib (tests/unit, marker `unit`) and its doctests:
 #               no book build, under a minute; the book checks are tests/book (marker `book`)
 #   make pdf    the whole book as one PDF, _build/pdf/batch-normalization-explained.pdf: the built HTML
@@ -24,7 +26,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bnbook-installed
 VENDOR  := _vendor/.stamp
 
-.PHONY: all book test test-portable test-lab test-unit pdf lab serve vendor venv clean assignments grade
+.PHONY: all book check test test-portable test-lab test-unit pdf lab serve vendor venv clean assignments grade
 
 all: book
 
@@ -92,6 +94,15 @@ test-portable: $(STAMP)
 
 test-lab: book
 	BNBOOK_LAB_CHAPTERS= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/book/test_lab.py
+
+# The quick tier, for every change: bnlib's unit tests and doctests on both cores (pytest-xdist), then the
+# static checks of the book that read the sources or an existing build (no chapter executed, no browser):
+# the committed notebooks are clean, every page and number of the last build is there, the words and
+# links of the chapters. Under 3 minutes on 2 cores; `make test` runs everything.
+check: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests/unit bnlib \
+	  tests/book/test_notebooks_clean.py tests/book/test_portable.py \
+	  $(if $(wildcard _build/html/index.html),tests/book/test_book.py tests/book/test_chapter_outputs.py tests/book/test_words.py)
 
 # The developer's loop: bnlib's unit tests (tests/unit) and doctests, without building the book.
 test-unit: $(STAMP)
